@@ -1,0 +1,215 @@
+"""Learning off the hot path, delayed so that feedback can still withdraw a window.
+
+``Check`` only *submits* a window that scored as normal.  A background thread applies
+it to the stored profile ``delay_s`` later, through the store's atomic ``update`` (so
+several sidecars learning for the same user never lose each other's windows), and
+then refreshes the local cache.  Until then, ``withdraw(decision_id)`` (an analyst's
+"impostor" feedback) drops it: an attacker holding a session cannot teach the model
+their behaviour faster than the security team can react.
+
+Recent decisions are also remembered (bounded) so that "genuine" feedback on a
+window that was *not* learned (it scored anomalous) can still teach the model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from sidecar.profile_cache import ProfileCache
+from sidecar.scoring import PopulationModel, Profile, ScoringParams, learn_window
+from sidecar.store.base import ProfileStore, StoreUnavailable
+from sidecar.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(order=True, slots=True)
+class _Pending:
+    due: float
+    seq: int
+    pseudonym: str = field(compare=False)
+    window: Telemetry = field(compare=False)
+    score: float = field(compare=False)
+    decision_id: str = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    pseudonym: str
+    window: Telemetry
+    score: float
+    learned: bool
+
+
+class Learner:
+    def __init__(self, store: ProfileStore, cache: ProfileCache, params: ScoringParams, *,
+                 delay_s: float, population: PopulationModel | None = None,
+                 max_pending: int = 100_000, remember: int = 50_000) -> None:
+        self._store = store
+        self._population = population or PopulationModel.default()
+        self._cache = cache
+        self.params = params
+        self._delay = delay_s
+        self._max_pending = max_pending
+        self._heap: list[_Pending] = []
+        self._by_decision: dict[str, _Pending] = {}
+        self._recent: OrderedDict[str, Remembered] = OrderedDict()
+        self._remember = remember
+        self._cv = threading.Condition()
+        self._seq = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.applied = 0
+        self.dropped = 0
+        self.withdrawn = 0
+        self.failures = 0
+
+    # -- hot path -------------------------------------------------------------------
+    def remember(self, decision_id: str, pseudonym: str, window: Telemetry, score: float,
+                 learnable: bool) -> bool:
+        """Record a decision for feedback and, when ``learnable``, queue it for learning.
+        Never blocks on I/O.  Returns False when the queue is full (the window is dropped
+        and counted)."""
+        with self._cv:
+            self._recent[decision_id] = Remembered(pseudonym, window, score, learnable)
+            if len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+            if not learnable:
+                return True
+            return self._enqueue(decision_id, pseudonym, window, score, self._delay)
+
+    def _enqueue(self, decision_id: str, pseudonym: str, window: Telemetry, score: float,
+                 delay: float) -> bool:
+        if len(self._heap) >= self._max_pending:
+            self.dropped += 1
+            return False
+        self._seq += 1
+        p = _Pending(time.monotonic() + delay, self._seq, pseudonym, window, score, decision_id)
+        heapq.heappush(self._heap, p)
+        self._by_decision[decision_id] = p
+        self._cv.notify()
+        return True
+
+    # -- feedback -------------------------------------------------------------------
+    def withdraw(self, decision_id: str) -> bool:
+        """Impostor feedback: the window must never be learned.  True if it was pending."""
+        with self._cv:
+            p = self._by_decision.pop(decision_id, None)
+            if p is None or p.cancelled:
+                return False
+            p.cancelled = True
+            self.withdrawn += 1
+            return True
+
+    def confirm(self, decision_id: str) -> bool:
+        """Genuine feedback: learn the window now even if it scored anomalous.
+        False when the decision is unknown (too old) or was already learned."""
+        with self._cv:
+            r = self._recent.get(decision_id)
+            if r is None or r.learned or decision_id in self._by_decision:
+                return False
+            self._recent[decision_id] = Remembered(r.pseudonym, r.window, r.score, True)
+            return self._enqueue(decision_id, r.pseudonym, r.window, r.score, 0.0)
+
+    def lookup(self, decision_id: str) -> Remembered | None:
+        with self._cv:
+            return self._recent.get(decision_id)
+
+    def forget_user(self, pseudonym: str) -> int:
+        """Deletion: drop pending windows and remembered decisions of one user."""
+        n = 0
+        with self._cv:
+            for p in self._heap:
+                if p.pseudonym == pseudonym and not p.cancelled:
+                    p.cancelled = True
+                    n += 1
+            for did in [d for d, r in self._recent.items() if r.pseudonym == pseudonym]:
+                del self._recent[did]
+                self._by_decision.pop(did, None)
+        return n
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for p in self._heap if not p.cancelled)
+
+    # -- background -----------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bioshard-learner", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, flush: bool = True) -> None:
+        """Stop the thread.  With ``flush`` the windows still waiting are applied now
+        (they scored normal; losing them would lose learning)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if flush:
+            self.flush(all_pending=True)
+
+    def flush(self, *, all_pending: bool = False) -> int:
+        """Apply due windows (all of them with ``all_pending``) now, on this thread."""
+        batch = self._take(time.monotonic() if not all_pending else float("inf"))
+        return self._apply(batch)
+
+    def _take(self, now: float) -> list[_Pending]:
+        with self._cv:
+            batch: list[_Pending] = []
+            while self._heap and self._heap[0].due <= now:
+                p = heapq.heappop(self._heap)
+                if self._by_decision.get(p.decision_id) is p:
+                    del self._by_decision[p.decision_id]
+                if not p.cancelled:
+                    batch.append(p)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopping and (
+                        not self._heap or self._heap[0].due > time.monotonic()):
+                    timeout = self._heap[0].due - time.monotonic() if self._heap else None
+                    self._cv.wait(timeout=timeout)
+                if self._stopping:
+                    return
+            self._apply(self._take(time.monotonic()))
+
+    def _apply(self, batch: list[_Pending]) -> int:
+        by_user: dict[str, list[_Pending]] = {}
+        for p in batch:
+            by_user.setdefault(p.pseudonym, []).append(p)
+        applied = 0
+        for pseudonym, items in by_user.items():
+            def fn(old: bytes | None, items: list[_Pending] = items) -> bytes:
+                params = self.params
+                profile = (Profile.from_bytes(old, params) if old is not None
+                           else Profile(params=params, created_ms=int(time.time() * 1000)))
+                for it in items:
+                    learn_window(profile, it.window, it.score, params,
+                                 population=self._population)
+                return profile.to_bytes()
+            try:
+                new = self._store.update(pseudonym, fn)
+            except StoreUnavailable:
+                self.failures += 1
+                log.warning("learning postponed: store unavailable (%d windows)", len(items))
+                with self._cv:  # put them back, retry later: learning is never silently lost
+                    for it in items:
+                        self._enqueue(it.decision_id, it.pseudonym, it.window, it.score, 5.0)
+                continue
+            except Exception:  # a corrupt profile or a bug: keep the thread alive, say so
+                self.failures += 1
+                log.exception("learning failed for one profile (%d windows)", len(items))
+                continue
+            self._cache.put(pseudonym,
+                            Profile.from_bytes(new, self.params) if new is not None else None)
+            applied += len(items)
+        self.applied += applied
+        return applied

@@ -1,0 +1,220 @@
+"""The decision pipeline: identify → pseudonymise → decode → replay check → load
+profile → score → tier.  It reads top to bottom; each phase is one method.
+
+Pure of the wire: it takes an :class:`AuthInput` (built from the CheckRequest in
+``envoy_io``) and returns a :class:`Decision` (turned into a CheckResponse there).
+Every path ends in an explicit decision with a stable reason code; nothing raises
+out of :meth:`Pipeline.check`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from sidecar.config import Settings
+from sidecar.crypto import DecryptError, Pseudonymizer
+from sidecar.learner import Learner
+from sidecar.metrics import Metrics
+from sidecar.profile_cache import ProfileCache
+from sidecar.reasons import Reason
+from sidecar.replay_guard import ReplayGuard, ReplayKind
+from sidecar.scoring import (
+    PopulationModel,
+    Profile,
+    ProfileFormatError,
+    ScoreResult,
+    score_window,
+)
+from sidecar.store.base import ProfileStore, StoreUnavailable
+from sidecar.telemetry import Telemetry, TelemetryError, decode
+from sidecar.tiers import DEFAULT_TIERS, TierSpec
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "-anonymous-"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthInput:
+    """What the pipeline needs from one request, already off the wire."""
+
+    user_id: str | None
+    telemetry: str | None
+    telemetry_source: str | None  # "header" | "cookie" | None
+    request_id: str | None = None
+    method: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    tier: int
+    cluster: str
+    reason: Reason
+    score: float | None
+    deny_status: int | None = None  # set when Envoy must answer instead of routing
+    detail: str = ""                # machine-readable sub-reason (never user data)
+    remove_telemetry_header: bool = False
+
+
+class _Deadline(Exception):
+    pass
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, *, pseudonymizer: Pseudonymizer, store: ProfileStore,
+                 population: PopulationModel | None = None, metrics: Metrics | None = None,
+                 tiers: dict[int, TierSpec] | None = None) -> None:
+        self.settings = settings
+        self._pseudo = pseudonymizer
+        self.store = store
+        self.population = population or PopulationModel.default()
+        self.metrics = metrics or Metrics()
+        self.tiers = tiers or dict(DEFAULT_TIERS)
+        self.cache = ProfileCache(max_entries=settings.cache_size, ttl_s=settings.cache_ttl_s)
+        self.replay = ReplayGuard(max_sessions=settings.replay_sessions,
+                                  max_age_s=settings.max_telemetry_age_s,
+                                  max_skew_s=settings.max_clock_skew_s)
+        self.learner = Learner(store, self.cache, settings.scoring, delay_s=settings.learn_delay_s,
+                               population=self.population)
+        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bioshard-store")
+        self._settings_lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        self.learner.start()
+
+    def close(self) -> None:
+        self.learner.stop(flush=True)
+        self._io.shutdown(wait=True)
+        self.store.close()
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Swap in new (validated) settings: thresholds and policies apply to the next request."""
+        with self._settings_lock:
+            self.settings = settings
+            self.learner.params = settings.scoring
+
+    def pseudonym(self, user_id: str) -> str:
+        return self._pseudo.pseudonym(user_id)
+
+    # -- the pipeline ---------------------------------------------------------------
+    def check(self, inp: AuthInput) -> Decision:
+        t0 = time.perf_counter()
+        settings = self.settings
+        decision_id = inp.request_id or os.urandom(12).hex()
+        try:
+            decision = self._check(inp, settings, decision_id, t0)
+        except Exception:  # a bug must still produce an explicit answer (fail closed-ish)
+            log.exception("internal error in Check (decision %s)", decision_id)
+            decision = self._decide(settings, decision_id, Reason.INTERNAL_ERROR, None, None,
+                                    inp.telemetry is not None)
+        self.metrics.observe(decision.reason, decision.tier, time.perf_counter() - t0)
+        return decision
+
+    def _check(self, inp: AuthInput, s: Settings, decision_id: str, t0: float) -> Decision:
+        has_tel = inp.telemetry is not None
+        # 1. identify + pseudonymise (the raw id goes no further than this line)
+        pseudonym = self._pseudo.pseudonym(inp.user_id) if inp.user_id else None
+        # 2. decode telemetry
+        if inp.telemetry is None:
+            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, None, has_tel)
+        try:
+            window = decode(inp.telemetry)
+        except TelemetryError as exc:
+            return self._decide(s, decision_id, Reason.BAD_TELEMETRY, None, None, has_tel,
+                                detail=exc.detail)
+        # 3. replay check
+        kind = self.replay.check(sid=window.sid, seq=window.seq, ts_ms=window.ts_ms,
+                                 owner=pseudonym or ANONYMOUS, now_ms=int(time.time() * 1000))
+        if kind is not ReplayKind.FRESH:
+            return self._decide(s, decision_id, Reason.REPLAYED_TELEMETRY, None, None, has_tel,
+                                detail=kind.value)
+        if not window.modalities:
+            return self._decide(s, decision_id, Reason.INSUFFICIENT_TELEMETRY, None, None,
+                                has_tel)
+        # 4. load profile (cache, then store within the deadline)
+        profile: Profile | None = None
+        if pseudonym is not None:
+            try:
+                profile = self._load(pseudonym, t0 + s.deadline_ms / 1000.0)
+            except _Deadline:
+                return self._decide(s, decision_id, Reason.DEADLINE, None, None, has_tel)
+            except StoreUnavailable:
+                return self._decide(s, decision_id, Reason.STORE_UNAVAILABLE, None, None,
+                                    has_tel)
+        # 5. score
+        result = score_window(profile, window, self.population, s.scoring)
+        # 6. reason + tier
+        if result.scripted:
+            reason = Reason.SCRIPTED_INPUT
+        elif pseudonym is None:
+            reason = Reason.NO_IDENTITY
+        elif result.enrolling:
+            reason = Reason.ENROLLING
+        else:
+            reason = Reason.OK
+        decision = self._decide(s, decision_id, reason, result, window, has_tel,
+                                detail=result.scripted or "")
+        # 7. learning, off the hot path (queued; applied later by the learner thread)
+        if pseudonym is not None:
+            self.learner.remember(decision_id, pseudonym, window, result.score,
+                                  result.learnable and reason in (Reason.OK, Reason.ENROLLING))
+        return decision
+
+    def _load(self, pseudonym: str, deadline: float) -> Profile | None:
+        hit, profile = self.cache.get(pseudonym)
+        if hit:
+            return profile
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise _Deadline
+        fut = self._io.submit(self._read_profile, pseudonym)
+        try:
+            profile = fut.result(timeout=remaining)
+        except FutureTimeout:
+            fut.cancel()
+            raise _Deadline from None
+        self.cache.put(pseudonym, profile)
+        return profile
+
+    def _read_profile(self, pseudonym: str) -> Profile | None:
+        try:
+            raw = self.store.get(pseudonym)
+        except DecryptError:
+            # Wrong key ring or a tampered blob: never score against it, never overwrite it.
+            log.error("profile could not be decrypted (check the key ring)")
+            raise StoreUnavailable("decrypt") from None
+        if raw is None:
+            return None
+        try:
+            return Profile.from_bytes(raw, self.settings.scoring)
+        except ProfileFormatError:
+            log.error("stored profile is corrupt or of an unknown format")
+            raise StoreUnavailable("format") from None
+
+    def _decide(self, s: Settings, decision_id: str, reason: Reason,
+                result: ScoreResult | None, window: Telemetry | None, has_tel: bool,
+                *, detail: str = "") -> Decision:
+        action = s.action(reason)
+        score = result.score if result is not None else None
+        deny_status: int | None = None
+        if action == "score":
+            tier = result.tier if result is not None else 2
+        elif action == "deny":
+            tier = 3
+            deny_status = 400 if reason is Reason.BAD_TELEMETRY else 403
+        else:
+            tier = int(action)
+        if tier == 3 and deny_status is None and s.tier3_action == "deny":
+            deny_status = 403
+        return Decision(decision_id=decision_id, tier=tier, cluster=self.tiers[tier].cluster,
+                        reason=reason, score=score, deny_status=deny_status, detail=detail,
+                        remove_telemetry_header=has_tel)
