@@ -239,7 +239,8 @@ def validate(s: Settings) -> None:
         m = _HOSTPORT.match(v)
         if not m or not 0 < int(m.group(1)) < 65536:
             raise ConfigError(f"{name}: expected host:port, got {v!r}")
-    if not s.store.startswith(("sqlite://", "redis://", "redis+cluster://", "rediss://")):
+    if not s.store.startswith(("sqlite://", "redis://", "redis+cluster://", "rediss://",
+                               "rediss+cluster://")):
         raise ConfigError("store: expected sqlite:///path, redis://host:port or "
                           "redis+cluster://host:port,...")
     if s.identity_header and not re.fullmatch(r"[a-z0-9-]+", s.identity_header):

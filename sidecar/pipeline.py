@@ -64,6 +64,15 @@ class Decision:
     remove_telemetry_header: bool = False
 
 
+def reason_for(result: ScoreResult, *, identified: bool) -> Reason:
+    """The reason code of a scored window."""
+    if result.scripted:
+        return Reason.SCRIPTED_INPUT
+    if not identified:
+        return Reason.NO_IDENTITY
+    return Reason.ENROLLING if result.enrolling else Reason.OK
+
+
 class _Deadline(Exception):
     pass
 
@@ -153,14 +162,7 @@ class Pipeline:
         # 5. score
         result = score_window(profile, window, self.population, s.scoring)
         # 6. reason + tier
-        if result.scripted:
-            reason = Reason.SCRIPTED_INPUT
-        elif pseudonym is None:
-            reason = Reason.NO_IDENTITY
-        elif result.enrolling:
-            reason = Reason.ENROLLING
-        else:
-            reason = Reason.OK
+        reason = reason_for(result, identified=pseudonym is not None)
         decision = self._decide(s, decision_id, reason, result, window, has_tel,
                                 detail=result.scripted or "")
         # 7. learning, off the hot path (queued; applied later by the learner thread)
