@@ -143,6 +143,11 @@ class Pipeline:
         # 3. replay check
         kind = self.replay.check(sid=window.sid, seq=window.seq, ts_ms=window.ts_ms,
                                  owner=pseudonym or ANONYMOUS, now_ms=int(time.time() * 1000))
+        if kind is ReplayKind.SEEN and inp.telemetry_source == "cookie":
+            # Browsers resend the cookie on every request until the collector rewrites
+            # it: a repeat is "nothing new", not an attack (and earns no fresh score).
+            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, None, has_tel,
+                                detail="cookie_repeated")
         if kind is not ReplayKind.FRESH:
             return self._decide(s, decision_id, Reason.REPLAYED_TELEMETRY, None, None, has_tel,
                                 detail=kind.value)
