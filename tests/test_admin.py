@@ -167,3 +167,23 @@ def test_configure(admin: tuple[Pipeline, str]) -> None:
     assert p.check(AuthInput(user_id="z", telemetry=None, telemetry_source=None)).tier == 3
     status, body = call(base, "POST", "/anomalydetection/configure", {"listen": "x"})
     assert status == 400 and "listen" in body["error"]
+
+
+def test_admin_cli(admin: tuple[Pipeline, str], monkeypatch: pytest.MonkeyPatch,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`bioshard admin` drives the same API; exit codes say success, refusal, unreachable."""
+    from sidecar.cli import main
+
+    p, base = admin
+    monkeypatch.setenv("BIOSHARD_ADMIN_TOKEN", TOKEN)
+    assert main(["admin", "--url", base, "profile", "carol"]) == 1
+    assert "no profile" in capsys.readouterr().err
+    learn(p, "carol", 3)
+    assert main(["admin", "--url", base, "profile", "carol"]) == 0
+    assert "windows_learned" in capsys.readouterr().out
+    assert main(["admin", "--url", base, "configure", "--t1", "0.4",
+                 "--policy", "no_telemetry=1"]) == 0
+    assert p.settings.scoring.t1 == 0.4
+    assert main(["admin", "--url", base, "configure", "--t1", "0.99"]) == 1
+    assert main(["admin", "--url", base, "delete", "carol"]) == 0
+    assert main(["admin", "--url", f"http://127.0.0.1:{free_port()}", "health"]) == 2
