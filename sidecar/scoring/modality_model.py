@@ -1,0 +1,189 @@
+"""One modality's behaviour model: up to K Gaussian components (behaviour modes).
+
+A user who types on a laptop and on a tablet, or holds the phone in two postures, has
+well-separated clusters; one Gaussian would cover both and the space between them.
+The distance is to the *nearest* component.  A learned window that is far from every
+component (its scaled chi-square tail below ``params.spawn_tail``) starts a new one
+while fewer than ``params.max_components`` exist; otherwise it updates the nearest.
+
+Distances are *predictive*: each component's covariance is inflated by
+``1 + 1/n_eff`` for the uncertainty of its estimated mean, which matters while a
+component has few windows.  Works on any vector, not only v1 features: the keystroke
+benchmark feeds 31-dimensional timing vectors into this same class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sidecar.scoring.calibration import (
+    GenuineSketch,
+    calibrated_tail,
+    chi2_tail,
+    score_from_tail,
+)
+from sidecar.scoring.estimator import BoolArray, FloatArray, OnlineShrunkGaussian
+from sidecar.scoring.params import ScoringParams
+
+
+class NotFittedError(ValueError):
+    """The model has not learned any window yet, so it cannot score."""
+
+
+@dataclass(frozen=True, slots=True)
+class WhiteningStack:
+    """All components' whitening for one mask: ``d²_k = ‖(A·x_o − b)[rows of k]‖²``.
+
+    ``x_o`` are the ``df`` observed features; component ``k``'s rows start at
+    ``starts[k]``.
+    """
+
+    observed: BoolArray | None  # (d,) or None: every feature observed
+    a: FloatArray  # (Σ r_k, df)
+    b: FloatArray  # (Σ r_k,)
+    starts: list[int]  # (K,) row offset of each component
+    df: int
+
+
+class ModalityModel:
+    """Up to ``params.max_components`` :class:`OnlineShrunkGaussian` over ``dim``-vectors.
+
+    ``prior_variance`` (scalar or (d,)) defaults to ``params.prior_variance``.  Learned
+    values: ``components_``, ``sketch_`` (genuine distances for calibration),
+    ``n_seen_`` (windows learned).  ``learn_one(x, mask)`` / ``score_one(x, mask)``
+    take ``x`` (d,) float and an optional ``mask`` (d,) bool of observed features.
+    """
+
+    def __init__(self, dim: int, params: ScoringParams | None = None, *,
+                 prior_variance: float | ArrayLike | None = None) -> None:
+        if dim < 1:
+            raise ValueError("dim must be >= 1")
+        self.dim = dim
+        self.params = ScoringParams() if params is None else params
+        self.prior_variance = prior_variance
+        prior = self.params.prior_variance if prior_variance is None else prior_variance
+        self._prior: FloatArray = np.array(np.broadcast_to(
+            np.asarray(prior, dtype=np.float64), (dim,)))
+        low = self._prior.min()
+        if not (low > 0 and np.isfinite(self._prior).all()):
+            raise ValueError("prior_variance must be finite and > 0")
+        self.components_: list[OnlineShrunkGaussian] = []
+        self.sketch_ = GenuineSketch(self.params.sketch_size)
+        self.n_seen_ = 0
+        self._stacks: dict[bytes, WhiteningStack] = {}
+
+    @property
+    def prior_variance_(self) -> FloatArray:
+        """The prior variances (d,)."""
+        return self._prior
+
+    def new_component(self) -> OnlineShrunkGaussian:
+        """A fresh, unlearned component with this model's hyper-parameters."""
+        p = self.params
+        return OnlineShrunkGaussian(self.dim, half_life=p.half_life_windows,
+                                    prior_strength=p.prior_strength,
+                                    prior_variance=self._prior)
+
+    def invalidate(self) -> None:
+        """Drop cached whitening stacks (after any change to the components)."""
+        self._stacks = {}
+
+    # -- distances ------------------------------------------------------------------
+    def _observed(self, mask: ArrayLike | None) -> BoolArray | None:
+        if mask is None:
+            return None
+        obs = np.asarray(mask, dtype=bool).reshape(self.dim)
+        if not obs.any():
+            raise ValueError("mask has no observed feature")
+        return None if obs.all() else obs
+
+    def stack(self, mask: ArrayLike | None = None) -> WhiteningStack:
+        """Stacked predictive whitening of every component for ``mask`` (cached).
+
+        Raises :class:`NotFittedError` before the first learned window.
+        """
+        return self._stack(self._observed(mask))
+
+    def _stack(self, obs: BoolArray | None) -> WhiteningStack:
+        key = b"" if obs is None else obs.tobytes()
+        st = self._stacks.get(key)
+        if st is None:
+            if not self.components_:
+                raise NotFittedError("the model has not learned any window")
+            st = self._build_stack(obs)
+            self._stacks[key] = st
+        return st
+
+    def _build_stack(self, obs: BoolArray | None) -> WhiteningStack:
+        blocks_a: list[FloatArray] = []
+        blocks_b: list[FloatArray] = []
+        starts: list[int] = []
+        row = 0
+        for comp in self.components_:
+            a, b = comp.whitening(obs)
+            # Predictive inflation: the component's mean is itself estimated.
+            f = 1.0 / math.sqrt(1.0 + 1.0 / max(comp.n_effective_, 1.0))
+            blocks_a.append(a * f)
+            blocks_b.append(b * f)
+            starts.append(row)
+            row += a.shape[0]
+        df = self.dim if obs is None else int(obs.sum())
+        return WhiteningStack(observed=obs, a=np.ascontiguousarray(np.vstack(blocks_a)),
+                              b=np.concatenate(blocks_b), starts=starts, df=df)
+
+    def _distances(self, x: FloatArray, st: WhiteningStack) -> FloatArray:
+        """Squared predictive distances (K,) of ``x`` (d,) to every component."""
+        xo = x if st.observed is None else x[st.observed]
+        y = st.a @ xo
+        y -= st.b
+        y *= y
+        if len(st.starts) == 1:
+            return np.array([y.sum()])
+        return np.add.reduceat(y, st.starts)
+
+    def squared_mahalanobis(self, x: ArrayLike, mask: ArrayLike | None = None) -> float:
+        """Squared predictive Mahalanobis distance of ``x`` (d,) to the nearest component.
+
+        With ``mask``, the marginal over observed features (df = ``mask.sum()``).
+        """
+        xf = np.asarray(x, dtype=np.float64).reshape(self.dim)
+        return float(self._distances(xf, self._stack(self._observed(mask))).min())
+
+    def tail(self, x: ArrayLike, mask: ArrayLike | None = None) -> float:
+        """Calibrated tail probability of ``x`` (small = unusual for this user)."""
+        xf = np.asarray(x, dtype=np.float64).reshape(self.dim)
+        st = self._stack(self._observed(mask))
+        d2 = float(self._distances(xf, st).min())
+        return calibrated_tail(d2, st.df, self.params.calibration, self.sketch_)
+
+    def score_one(self, x: ArrayLike, mask: ArrayLike | None = None) -> float:
+        """Anomaly score in [0, 1] (high = anomalous).  Raises :class:`NotFittedError`."""
+        return score_from_tail(self.tail(x, mask))
+
+    # -- learning -------------------------------------------------------------------
+    def learn_one(self, x: ArrayLike, mask: ArrayLike | None = None) -> None:
+        """Learn a trusted window: update the nearest component, or spawn a new one."""
+        xf = np.asarray(x, dtype=np.float64).reshape(self.dim)
+        obs = self._observed(mask)
+        if not self.components_:
+            comp = self.new_component()
+            self.components_.append(comp)
+        else:
+            st = self._stack(obs)
+            d2s = self._distances(xf, st)
+            j = int(d2s.argmin())
+            d2 = float(d2s[j])
+            far = chi2_tail(d2 / self.sketch_.scale(), st.df) < self.params.spawn_tail
+            if far and len(self.components_) < self.params.max_components:
+                comp = self.new_component()
+                self.components_.append(comp)
+            else:
+                comp = self.components_[j]
+                self.sketch_.add(d2, st.df)
+        comp.learn_one(xf, obs)
+        self.n_seen_ += 1
+        self.invalidate()
