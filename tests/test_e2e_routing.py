@@ -99,11 +99,12 @@ def test_impostor_on_same_account_reaches_tier3(stack: Stack, enrolled: Persona)
     assert pools["tier1"] == 0, pools
 
 
-@pytest.mark.parametrize("persona", [Persona.bot_constant_keys(), Persona.bot_straight_mouse()],
+@pytest.mark.parametrize(("persona", "seed"), [(Persona.bot_constant_keys(), 5),
+                                               (Persona.bot_straight_mouse(), 6)],
                          ids=["constant-keys", "straight-mouse"])
-def test_bot_without_profile_reaches_tier3(stack: Stack, persona: Persona) -> None:
+def test_bot_without_profile_reaches_tier3(stack: Stack, persona: Persona, seed: int) -> None:
     """A script with no profile (new user id) is sandboxed with reason scripted_input."""
-    session = Session(persona, np.random.default_rng(5))
+    session = Session(persona, np.random.default_rng(seed))
     before = decision_counts(stack)
     body = send(stack, session, user=f"new-user-{persona.name}")
     assert body["pool"] == "tier3"
