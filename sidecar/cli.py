@@ -8,14 +8,14 @@ import os
 # box measured up to 22 ms for a 31x31 operation.  Must be set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from sidecar import __version__  # noqa: E402
+from sidecar import __version__
 
 log = logging.getLogger("sidecar")
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from e2e_client import Session, decision_counts, reasons_between, request
 
 from sidecar.procs import wait_until
 from sidecar.scoring import Persona
 from sidecar.stack import Stack, StackOptions
 from sidecar.telemetry import encode_json
-from e2e_client import Session, decision_counts, reasons_between, request
 
 pytestmark = pytest.mark.e2e
 
