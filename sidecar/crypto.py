@@ -88,8 +88,8 @@ class WeakKeyError(KeyError):
 class Pseudonymizer:
     """HMAC-SHA256 pseudonyms: stable for one key, unlinkable without it.
 
-    The pseudonym is the MAC in lowercase base32 without padding (52 characters of
-    ``a-z2-7``): safe in Redis keys, file names and URLs.
+    The pseudonym is the MAC in lower-case hex (64 characters of ``0-9a-f``): safe in
+    Redis keys, file names and URLs.
     """
 
     __slots__ = ("_key",)
@@ -99,9 +99,13 @@ class Pseudonymizer:
         self._key = bytes(key)
 
     def pseudonym(self, user_id: str) -> str:
-        """The pseudonym for ``user_id`` (52 characters, ``[a-z2-7]``)."""
+        """The pseudonym for ``user_id`` (64 lower-case hex characters).
+
+        Hex, not base32: ``hexdigest`` is C code, ``base64.b32encode`` pure Python
+        (measured ~20 µs per call, on every Check).
+        """
         mac = hmac.new(self._key, _PSEUDONYM_CONTEXT + user_id.encode("utf-8"), hashlib.sha256)
-        return base64.b32encode(mac.digest()).decode("ascii").rstrip("=").lower()
+        return mac.hexdigest()
 
     def __repr__(self) -> str:
         return "Pseudonymizer(<secret>)"
