@@ -23,7 +23,7 @@ from sidecar.learner import Learner
 from sidecar.metrics import Metrics
 from sidecar.profile_cache import ProfileCache
 from sidecar.reasons import Reason
-from sidecar.replay_guard import ReplayGuard, ReplayKind
+from sidecar.replay_guard import ANONYMOUS, ReplayGuard, ReplayKind
 from sidecar.scoring import (
     PopulationModel,
     Profile,
@@ -36,9 +36,6 @@ from sidecar.telemetry import Telemetry, TelemetryError, decode
 from sidecar.tiers import DEFAULT_TIERS, TierSpec
 
 log = logging.getLogger(__name__)
-
-ANONYMOUS = "-anonymous-"
-
 
 @dataclass(frozen=True, slots=True)
 class AuthInput:

@@ -7,7 +7,8 @@ A window is *replayed*, not fresh, when
 * its ``seq`` is far behind the newest seen for that session (beyond the reorder
   window, where individual seqs are no longer remembered);
 * its ``ts`` is older than ``max_age_s`` or further in the future than the allowed skew;
-* its session id was first seen for another user (a stolen window on another account).
+* its session id was first seen for another user (a stolen window on another account);
+  a session that began anonymously is adopted by the first user who signs in.
 
 State is per sidecar and bounded: an LRU of sessions, each remembering its owner,
 its highest ``seq`` and a 64-bit bitmap of the seqs just below it.
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 REORDER_WINDOW = 64
+
+#: The owner of windows sent before anyone signed in.
+ANONYMOUS = "-anonymous-"
 
 
 class ReplayKind(StrEnum):
@@ -62,7 +66,11 @@ class ReplayGuard:
                 return ReplayKind.FRESH
             self._sessions.move_to_end(sid)
             if s.owner != owner:
-                return ReplayKind.OTHER_USER
+                if s.owner != ANONYMOUS or owner == ANONYMOUS:
+                    return ReplayKind.OTHER_USER
+                # A session that began before sign-in (the page, its favicon) is adopted by
+                # the first user who signs in; it can never move to a second user.
+                s.owner = owner
             if seq > s.max_seq:
                 shift = seq - s.max_seq
                 s.bitmap = ((s.bitmap << shift) | 1) & ((1 << REORDER_WINDOW) - 1) \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.replay_guard import REORDER_WINDOW, ReplayGuard, ReplayKind
+from sidecar.replay_guard import ANONYMOUS, REORDER_WINDOW, ReplayGuard, ReplayKind
 
 NOW = 1_764_086_400_000
 
@@ -21,8 +21,11 @@ def guard() -> ReplayGuard:
     ([("s1", 5, "u"), ("s1", 3, "u"), ("s1", 3, "u")], ReplayKind.SEEN),
     ([("s1", 200, "u"), ("s1", 200 - REORDER_WINDOW, "u")], ReplayKind.SEEN),
     ([("s1", 1, "u"), ("s1", 2, "v")], ReplayKind.OTHER_USER),
+    ([("s1", 1, ANONYMOUS), ("s1", 2, "u")], ReplayKind.FRESH),
+    ([("s1", 1, ANONYMOUS), ("s1", 2, "u"), ("s1", 3, "v")], ReplayKind.OTHER_USER),
+    ([("s1", 1, "u"), ("s1", 2, ANONYMOUS)], ReplayKind.OTHER_USER),
 ], ids=["first", "repeat", "next", "reordered", "reordered-repeat", "far-behind",
-        "other-user"])
+        "other-user", "sign-in-adopts", "adopted-once", "user-to-anonymous"])
 def test_sequences(steps: list[tuple[str, int, str]], expected: ReplayKind) -> None:
     """The last step of each sequence is classified as expected."""
     g = guard()

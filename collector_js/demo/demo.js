@@ -6,7 +6,9 @@ const $ = (id) => document.getElementById(id);
 const ACTIVITY_PING_MS = 3000;
 
 const collector = start({ windowMs: 30000 });
-const state = { collector, pings: 0, last: null, ping };
+// The signed-in user: the demo's stand-in for a real session.  Before sign-in the
+// requests are anonymous (no x-user-id), so a half-typed name never owns anything.
+const state = { collector, pings: 0, last: null, ping, user: '' };
 window.bioshardDemo = state;
 
 function show(res, body) {
@@ -20,7 +22,7 @@ function show(res, body) {
 /** One instrumented request; resolves to the parsed upstream answer (or null). */
 async function ping(reason = 'manual') {
   const res = await fetch(`/api/ping?reason=${encodeURIComponent(reason)}`, {
-    headers: { 'x-user-id': $('user').value.trim() },
+    headers: state.user ? { 'x-user-id': state.user } : {},
     cache: 'no-store',
   });
   let body = null;
@@ -44,6 +46,7 @@ const report = (reason) => ping(reason).catch((err) => {
 
 $('login-form').addEventListener('submit', (e) => {
   e.preventDefault();
+  state.user = $('user').value.trim();
   report('login');
 });
 for (const id of ['ping', 'save']) $(id).addEventListener('click', () => report(id));
