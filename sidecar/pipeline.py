@@ -169,8 +169,11 @@ class Pipeline:
                                 detail=result.scripted or "")
         # 7. learning, off the hot path (queued; applied later by the learner thread)
         if pseudonym is not None:
+            # Only windows that scored normal (tier 1) are learned: a tier-2 window from an
+            # impostor on a stolen session must not pull the profile toward the impostor.
             self.learner.remember(decision_id, pseudonym, window, result.score,
-                                  result.learnable and reason in (Reason.OK, Reason.ENROLLING))
+                                  result.learnable and result.tier == 1
+                                  and reason in (Reason.OK, Reason.ENROLLING))
         return decision
 
     def _load(self, pseudonym: str, deadline: float) -> Profile | None:

@@ -24,7 +24,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,9 @@ from sidecar.procs import ManagedProcess, free_port, http_ok, start_envoy
 from sidecar.upstream import UpstreamServer, serve_upstream
 
 POOLS = ("tier1", "tier2", "tier3", "ids")
+
+PoolFactory = Callable[[str, str, int], tuple[UpstreamServer, threading.Thread]]
+"""Starts one pool's server: ``(pool, host, port) -> (server, thread)``, like ``serve_upstream``."""
 
 
 def generate_key_env() -> dict[str, str]:
@@ -57,6 +60,7 @@ class StackOptions:
     envoy_concurrency: int = 1
     admin_token: str = "test-admin-token-0123456789"
     upstreams: bool = True
+    pool_factory: PoolFactory = serve_upstream
 
 
 class Stack:
@@ -84,7 +88,7 @@ class Stack:
         try:
             if self.opts.upstreams:
                 for pool in POOLS:
-                    server, thread = serve_upstream(pool, "127.0.0.1", 0)
+                    server, thread = self.opts.pool_factory(pool, "127.0.0.1", 0)
                     self.pools[pool] = server
                     self.pool_ports[pool] = server.port
                     self._threads.append(thread)
