@@ -13,7 +13,6 @@ import logging
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from sidecar import __version__
 
@@ -103,19 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optional(module: str) -> Register | None:
-    """Commands contributed by other modules register themselves with ``add_parser``."""
-    import importlib
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        if exc.name and exc.name.startswith("sidecar"):
-            raise
-        return None
-    reg: Register = mod.add_parser
-    return reg
-
-
+#: Commands contributed by other modules: each has ``add_parser(subparsers)``.
 _COMMAND_MODULES = (
     "sidecar.demo.cli",
     "sidecar.envoy_config",
@@ -127,6 +114,8 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="bioshard",
         description="Envoy ext_authz sidecar that routes each request to a tier pool by how "
@@ -134,14 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bioshard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(sub)
-    here = Path(__file__).parent
     for module in _COMMAND_MODULES:
-        rel = module.split(".", 1)[1].replace(".", "/")
-        if not ((here / f"{rel}.py").exists()):
-            continue
-        reg = _optional(module)
-        if reg is not None:
-            reg(sub)
+        register: Register = importlib.import_module(module).add_parser
+        register(sub)
     return parser
 
 
