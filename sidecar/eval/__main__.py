@@ -1,0 +1,3 @@
+from sidecar.eval.cli import main
+
+raise SystemExit(main())
