@@ -64,6 +64,9 @@ class Learner:
         self._cv = threading.Condition()
         self._seq = 0
         self._stopping = False
+        # pseudonym → queue sequence number at deletion: windows queued before it are never
+        # applied, even by a batch already in flight (no profile resurrected after a delete).
+        self._deleted: OrderedDict[str, int] = OrderedDict()
         self._thread: threading.Thread | None = None
         self.applied = 0
         self.dropped = 0
@@ -125,6 +128,10 @@ class Learner:
         """Deletion: drop pending windows and remembered decisions of one user."""
         n = 0
         with self._cv:
+            self._deleted[pseudonym] = self._seq
+            self._deleted.move_to_end(pseudonym)
+            while len(self._deleted) > self._remember:
+                self._deleted.popitem(last=False)
             for p in self._heap:
                 if p.pseudonym == pseudonym and not p.cancelled:
                     p.cancelled = True
@@ -187,7 +194,13 @@ class Learner:
             by_user.setdefault(p.pseudonym, []).append(p)
         applied = 0
         for pseudonym, items in by_user.items():
-            def fn(old: bytes | None, items: list[_Pending] = items) -> bytes:
+            def fn(old: bytes | None, items: list[_Pending] = items,
+                   pseudonym: str = pseudonym) -> bytes | None:
+                with self._cv:
+                    cut = self._deleted.get(pseudonym, -1)
+                items = [it for it in items if it.seq > cut]
+                if not items:  # the user was deleted meanwhile: change nothing
+                    return old
                 params = self.params
                 profile = (Profile.from_bytes(old, params) if old is not None
                            else Profile(params=params, created_ms=int(time.time() * 1000)))

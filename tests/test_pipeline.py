@@ -174,3 +174,15 @@ def test_reconfigure_applies_to_next_request(pipeline: Pipeline) -> None:
         pipeline.settings, policy={**pipeline.settings.policy, Reason.NO_TELEMETRY: 3})
     pipeline.reconfigure(new)
     assert check(pipeline, None, None).tier == 3
+
+
+def test_delete_during_learning_does_not_resurrect(pipeline: Pipeline) -> None:
+    """Windows queued before a user's deletion are never applied, even by a batch in flight."""
+    pipeline.learner._delay = 3600.0
+    check(pipeline, "gina", Browser(Persona.human(9), 9).value())
+    batch = pipeline.learner._take(float("inf"))  # a batch already taken by the thread
+    assert len(batch) == 1
+    pipeline.learner.forget_user(pipeline.pseudonym("gina"))
+    pipeline.store.delete(pipeline.pseudonym("gina"))
+    pipeline.learner._apply(batch)
+    assert pipeline.store.get(pipeline.pseudonym("gina")) is None
