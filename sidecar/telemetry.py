@@ -61,11 +61,17 @@ class Telemetry:
     modalities: Mapping[str, ModalityWindow]
 
 
+_URLSAFE_TO_STD: Final = str.maketrans("-_", "+/")
+
+
 def _b64url_decode(data: str) -> bytes:
-    if not data or not re.fullmatch(r"[A-Za-z0-9_-]+", data):
+    # Strict: only the URL-safe alphabet, no padding, no whitespace ("+/" are refused
+    # before the translation so that a standard-alphabet value does not slip through).
+    if not data or "+" in data or "/" in data or "=" in data:
         raise TelemetryError("base64")
     try:
-        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        return base64.b64decode((data + "=" * (-len(data) % 4)).translate(_URLSAFE_TO_STD),
+                                validate=True)
     except (binascii.Error, ValueError) as exc:
         raise TelemetryError("base64") from exc
 
