@@ -61,6 +61,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bioshard-bench-"))
     keys = generate_dev_keys()
     settings = load_settings(env={"BIOSHARD_LEARN_DELAY_S": "3600",
+                                  "BIOSHARD_LEARN_INTERVAL_S": "0",
                                   "BIOSHARD_CACHE_TTL_S": "3600"})
     store = open_store(f"sqlite:///{tmp / 'p.db'}", keys.keyring)
     pipeline = Pipeline(settings, pseudonymizer=keys.pseudonymizer(), store=store)

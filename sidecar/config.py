@@ -64,6 +64,7 @@ class Settings:
     max_telemetry_age_s: float = 300.0
     max_clock_skew_s: float = 60.0
     learn_delay_s: float = 30.0
+    learn_interval_s: float = 15.0
     workers: int = 8
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0
@@ -82,7 +83,7 @@ class Settings:
 _INT_FIELDS: Final = {"deadline_ms", "envoy_timeout_ms", "workers", "cache_size",
                       "replay_sessions"}
 _FLOAT_FIELDS: Final = {"max_telemetry_age_s", "max_clock_skew_s", "learn_delay_s",
-                        "cache_ttl_s"}
+                        "learn_interval_s", "cache_ttl_s"}
 _STR_FIELDS: Final = {"listen", "admin_listen", "store", "identity_header", "jwt_payload_key",
                       "jwt_claim", "tier3_action", "log_level", "admin_token"}
 _BOOL_FIELDS: Final = {"dev"}
@@ -256,6 +257,8 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"{name}: must be positive")
     if s.learn_delay_s < 0:
         raise ConfigError("learn_delay_s: must be zero or positive")
+    if s.learn_interval_s < 0:
+        raise ConfigError("learn_interval_s: must be zero or positive")
     if not 1 <= s.workers <= 256:
         raise ConfigError("workers: must be between 1 and 256")
     if s.cache_size < 0 or s.replay_sessions < 1:

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from sidecar.profile_cache import ProfileCache
+from sidecar.profile_cache import ProfileCache, digest
 from sidecar.scoring import PopulationModel, Profile, ScoringParams, learn_window
 from sidecar.store.base import ProfileStore, StoreUnavailable
 from sidecar.telemetry import Telemetry
@@ -49,13 +49,19 @@ class Remembered:
 
 class Learner:
     def __init__(self, store: ProfileStore, cache: ProfileCache, params: ScoringParams, *,
-                 delay_s: float, population: PopulationModel | None = None,
+                 delay_s: float, interval_s: float = 0.0,
+                 population: PopulationModel | None = None,
                  max_pending: int = 100_000, remember: int = 50_000) -> None:
         self._store = store
         self._population = population or PopulationModel.default()
         self._cache = cache
         self.params = params
         self._delay = delay_s
+        self._interval = interval_s
+        # pseudonym → when its last window was queued: at most one window per user per
+        # interval is learned (consecutive requests carry overlapping snapshots of the
+        # same sliding window; learning each would over-weight busy minutes and cost CPU).
+        self._last_queued: OrderedDict[str, float] = OrderedDict()
         self._max_pending = max_pending
         self._heap: list[_Pending] = []
         self._by_decision: dict[str, _Pending] = {}
@@ -72,6 +78,7 @@ class Learner:
         self.dropped = 0
         self.withdrawn = 0
         self.failures = 0
+        self.rate_limited = 0
 
     # -- hot path -------------------------------------------------------------------
     def remember(self, decision_id: str, pseudonym: str, window: Telemetry, score: float,
@@ -85,6 +92,16 @@ class Learner:
                 self._recent.popitem(last=False)
             if not learnable:
                 return True
+            now = time.monotonic()
+            if self._interval > 0:
+                last = self._last_queued.get(pseudonym)
+                if last is not None and now - last < self._interval:
+                    self.rate_limited += 1
+                    return True
+                self._last_queued[pseudonym] = now
+                self._last_queued.move_to_end(pseudonym)
+                while len(self._last_queued) > self._remember:
+                    self._last_queued.popitem(last=False)
             return self._enqueue(decision_id, pseudonym, window, score, self._delay)
 
     def _enqueue(self, decision_id: str, pseudonym: str, window: Telemetry, score: float,
@@ -194,19 +211,24 @@ class Learner:
             by_user.setdefault(p.pseudonym, []).append(p)
         applied = 0
         for pseudonym, items in by_user.items():
+            built: list[Profile] = []
+
             def fn(old: bytes | None, items: list[_Pending] = items,
-                   pseudonym: str = pseudonym) -> bytes | None:
+                   pseudonym: str = pseudonym, built: list[Profile] = built) -> bytes | None:
                 with self._cv:
                     cut = self._deleted.get(pseudonym, -1)
                 items = [it for it in items if it.seq > cut]
+                built.clear()
                 if not items:  # the user was deleted meanwhile: change nothing
                     return old
                 params = self.params
+                # A fresh object every attempt: scorers keep using the cached one meanwhile.
                 profile = (Profile.from_bytes(old, params) if old is not None
                            else Profile(params=params, created_ms=int(time.time() * 1000)))
                 for it in items:
                     learn_window(profile, it.window, it.score, params,
                                  population=self._population)
+                built.append(profile)
                 return profile.to_bytes()
             try:
                 new = self._store.update(pseudonym, fn)
@@ -221,8 +243,10 @@ class Learner:
                 self.failures += 1
                 log.exception("learning failed for one profile (%d windows)", len(items))
                 continue
-            self._cache.put(pseudonym,
-                            Profile.from_bytes(new, self.params) if new is not None else None)
+            if built and new is not None:  # swap the learned object in; no second decode
+                self._cache.put(pseudonym, built[0], digest(new))
+            else:
+                self._cache.invalidate(pseudonym)
             applied += len(items)
         self.applied += applied
         return applied

@@ -21,7 +21,7 @@ from sidecar.config import Settings
 from sidecar.crypto import DecryptError, Pseudonymizer
 from sidecar.learner import Learner
 from sidecar.metrics import Metrics
-from sidecar.profile_cache import ProfileCache
+from sidecar.profile_cache import ProfileCache, digest
 from sidecar.reasons import Reason
 from sidecar.replay_guard import ANONYMOUS, ReplayGuard, ReplayKind
 from sidecar.scoring import (
@@ -89,7 +89,7 @@ class Pipeline:
                                   max_age_s=settings.max_telemetry_age_s,
                                   max_skew_s=settings.max_clock_skew_s)
         self.learner = Learner(store, self.cache, settings.scoring, delay_s=settings.learn_delay_s,
-                               population=self.population)
+                               interval_s=settings.learn_interval_s, population=self.population)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bioshard-store")
         self._settings_lock = threading.Lock()
 
@@ -185,27 +185,32 @@ class Pipeline:
             raise _Deadline
         fut = self._io.submit(self._read_profile, pseudonym)
         try:
-            profile = fut.result(timeout=remaining)
+            return fut.result(timeout=remaining)
         except FutureTimeout:
             fut.cancel()
             raise _Deadline from None
-        self.cache.put(pseudonym, profile)
-        return profile
 
     def _read_profile(self, pseudonym: str) -> Profile | None:
+        """Store read; decodes only when the bytes changed since the cached entry."""
         try:
             raw = self.store.get(pseudonym)
         except DecryptError:
             # Wrong key ring or a tampered blob: never score against it, never overwrite it.
             log.error("profile could not be decrypted (check the key ring)")
             raise StoreUnavailable("decrypt") from None
-        if raw is None:
-            return None
-        try:
-            return Profile.from_bytes(raw, self.settings.scoring)
-        except ProfileFormatError:
-            log.error("stored profile is corrupt or of an unknown format")
-            raise StoreUnavailable("format") from None
+        d = digest(raw)
+        same, cached = self.cache.revalidate(pseudonym, d)
+        if same:
+            return cached
+        profile: Profile | None = None
+        if raw is not None:
+            try:
+                profile = Profile.from_bytes(raw, self.settings.scoring)
+            except ProfileFormatError:
+                log.error("stored profile is corrupt or of an unknown format")
+                raise StoreUnavailable("format") from None
+        self.cache.put(pseudonym, profile, d)
+        return profile
 
     def _decide(self, s: Settings, decision_id: str, reason: Reason,
                 result: ScoreResult | None, window: Telemetry | None, has_tel: bool,

@@ -30,7 +30,7 @@ def admin(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
     port = free_port()
     settings = load_settings(env={"BIOSHARD_ADMIN_TOKEN": TOKEN,
                                   "BIOSHARD_ADMIN_LISTEN": f"127.0.0.1:{port}",
-                                  "BIOSHARD_LEARN_DELAY_S": "0"})
+                                  "BIOSHARD_LEARN_DELAY_S": "0", "BIOSHARD_LEARN_INTERVAL_S": "0"})
     keys = generate_dev_keys()
     p = Pipeline(settings, pseudonymizer=keys.pseudonymizer(),
                  store=open_store(f"sqlite:///{tmp_path / 'a.db'}", keys.keyring))

@@ -128,7 +128,8 @@ def wait_learned(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _prepare_collector()
-    env = {"BIOSHARD_LEARN_DELAY_S": "0.05", "BIOSHARD_LOG_LEVEL": "INFO"}
+    env = {"BIOSHARD_LEARN_DELAY_S": "0.05", "BIOSHARD_LEARN_INTERVAL_S": "0",
+           "BIOSHARD_LOG_LEVEL": "INFO"}
     opts = StackOptions(workdir=tmp_path_factory.mktemp("browser-stack"), sidecar_env=env,
                         pool_factory=site_pool_factory(SiteFiles()))
     with Stack(opts) as s:

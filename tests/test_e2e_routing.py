@@ -27,7 +27,8 @@ ENROL_WINDOWS = 30
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {"BIOSHARD_LEARN_DELAY_S": "0.05", "BIOSHARD_POLICY_BAD_TELEMETRY": "2",
+    env = {"BIOSHARD_LEARN_DELAY_S": "0.05", "BIOSHARD_LEARN_INTERVAL_S": "0",
+           "BIOSHARD_POLICY_BAD_TELEMETRY": "2",
            "BIOSHARD_LOG_LEVEL": "INFO"}
     with Stack(StackOptions(workdir=tmp_path_factory.mktemp("stack"), sidecar_env=env)) as s:
         yield s

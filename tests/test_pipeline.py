@@ -24,7 +24,8 @@ from sidecar.telemetry import encode_deflate, encode_json
 
 
 def make_pipeline(tmp_path: Path, **env: str) -> Pipeline:
-    settings = load_settings(env={"BIOSHARD_LEARN_DELAY_S": "0", **env})
+    settings = load_settings(env={"BIOSHARD_LEARN_DELAY_S": "0", "BIOSHARD_LEARN_INTERVAL_S": "0",
+                                  **env})
     keys = generate_dev_keys()
     store = open_store(f"sqlite:///{tmp_path / 'p.db'}", keys.keyring)
     return Pipeline(settings, pseudonymizer=keys.pseudonymizer(), store=store)
@@ -122,7 +123,8 @@ def test_policy_and_deny(tmp_path: Path) -> None:
 
 
 def _redis_pipeline(url: str, **env: str) -> Pipeline:
-    settings = load_settings(env={"BIOSHARD_LEARN_DELAY_S": "0", **env})
+    settings = load_settings(env={"BIOSHARD_LEARN_DELAY_S": "0", "BIOSHARD_LEARN_INTERVAL_S": "0",
+                                  **env})
     keys = generate_dev_keys()
     return Pipeline(settings, pseudonymizer=keys.pseudonymizer(),
                     store=open_store(url, keys.keyring, timeout_s=2.0))
@@ -186,3 +188,33 @@ def test_delete_during_learning_does_not_resurrect(pipeline: Pipeline) -> None:
     pipeline.store.delete(pipeline.pseudonym("gina"))
     pipeline.learner._apply(batch)
     assert pipeline.store.get(pipeline.pseudonym("gina")) is None
+
+
+def test_learning_rate_limited_per_user(tmp_path: Path) -> None:
+    """At most one window per user per learn interval is queued for learning."""
+    p = make_pipeline(tmp_path, BIOSHARD_LEARN_DELAY_S="3600", BIOSHARD_LEARN_INTERVAL_S="3600")
+    try:
+        b, other = Browser(Persona.human(12), 12), Browser(Persona.human(13), 13)
+        for _ in range(5):
+            check(p, "hana", b.value())
+        check(p, "ivan", other.value())
+        assert p.learner.pending == 2
+        assert p.learner.rate_limited == 4
+    finally:
+        p.close()
+
+
+def test_expired_cache_entry_revalidated_without_decoding(tmp_path: Path) -> None:
+    """After the TTL, unchanged store bytes renew the cached profile object (plans kept)."""
+    p = make_pipeline(tmp_path, BIOSHARD_CACHE_TTL_S="0.05")
+    try:
+        enrol(p, "jo", Persona.human(14), n=6)
+        b = Browser(Persona.human(14), 15)
+        check(p, "jo", b.value())
+        first = p.cache.get(p.pseudonym("jo"))[1]
+        time.sleep(0.1)
+        check(p, "jo", b.value())
+        assert p.cache.revalidated >= 1
+        assert p.cache.get(p.pseudonym("jo"))[1] is first
+    finally:
+        p.close()

@@ -110,7 +110,8 @@ def run_demo(opts: DemoOptions, stdout: TextIO | None = None,
     info = (stderr or sys.stderr) if opts.json else out
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="bioshard-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {"BIOSHARD_LEARN_DELAY_S": f"{opts.learn_delay_s:g}", "BIOSHARD_LOG_LEVEL": "INFO"}
+    env = {"BIOSHARD_LEARN_DELAY_S": f"{opts.learn_delay_s:g}", "BIOSHARD_LEARN_INTERVAL_S": "0",
+           "BIOSHARD_LOG_LEVEL": "INFO"}
     stack = Stack(StackOptions(workdir=workdir, sidecar_env=env,
                                admin_token=secrets.token_urlsafe(18),
                                pool_factory=site_pool_factory(opts.files)))
