@@ -64,7 +64,7 @@ class Settings:
     max_telemetry_age_s: float = 300.0
     max_clock_skew_s: float = 60.0
     learn_delay_s: float = 30.0
-    learn_interval_s: float = 15.0
+    learn_interval_s: float = 60.0
     workers: int = 8
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0

@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--window-ms", type=int, default=DEFAULT_WINDOW_MS, metavar="N",
                    help=f"tumbling window length in ms (default {DEFAULT_WINDOW_MS})")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--store", metavar="URL",
+                   help="profile store (default: BIOSHARD_STORE or the settings file); keys "
+                        "come from BIOSHARD_PSEUDONYM_KEY / BIOSHARD_ENCRYPTION_KEYS as for serve")
+    p.add_argument("--config", metavar="FILE", help="TOML settings file (or BIOSHARD_CONFIG)")
+    p.add_argument("--learn", action="store_true",
+                   help="learn the windows that score as normal into the profile (enrol a user "
+                        "from recordings)")
     p.set_defaults(func=run_replay)
 
 
@@ -68,7 +75,11 @@ def run_replay(args: argparse.Namespace) -> int:
         print("bioshard replay: scoring is not available in this build", file=sys.stderr)
         return 2
     score_windows: ScoreWindows = scoring.score_windows
-    results = score_windows(args.user, docs, args)
+    try:
+        results = score_windows(args.user, docs, args)
+    except (ValueError, KeyError, OSError) as exc:  # settings, keys, store
+        print(f"bioshard replay: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         for row in results:
             print(json.dumps(row, separators=(",", ":"), default=str))
