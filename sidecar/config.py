@@ -65,6 +65,7 @@ class Settings:
     max_clock_skew_s: float = 60.0
     learn_delay_s: float = 30.0
     learn_interval_s: float = 60.0
+    learn_strict_after: int = 20
     workers: int = 8
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0
@@ -81,7 +82,7 @@ class Settings:
 
 
 _INT_FIELDS: Final = {"deadline_ms", "envoy_timeout_ms", "workers", "cache_size",
-                      "replay_sessions"}
+                      "replay_sessions", "learn_strict_after"}
 _FLOAT_FIELDS: Final = {"max_telemetry_age_s", "max_clock_skew_s", "learn_delay_s",
                         "learn_interval_s", "cache_ttl_s"}
 _STR_FIELDS: Final = {"listen", "admin_listen", "store", "identity_header", "jwt_payload_key",
@@ -257,6 +258,8 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"{name}: must be positive")
     if s.learn_delay_s < 0:
         raise ConfigError("learn_delay_s: must be zero or positive")
+    if s.learn_strict_after < 0:
+        raise ConfigError("learn_strict_after: must be zero or positive")
     if s.learn_interval_s < 0:
         raise ConfigError("learn_interval_s: must be zero or positive")
     if not 1 <= s.workers <= 256:

@@ -169,12 +169,28 @@ class Pipeline:
                                 detail=result.scripted or "")
         # 7. learning, off the hot path (queued; applied later by the learner thread)
         if pseudonym is not None:
-            # Only windows that scored normal (tier 1) are learned: a tier-2 window from an
-            # impostor on a stolen session must not pull the profile toward the impostor.
             self.learner.remember(decision_id, pseudonym, window, result.score,
-                                  result.learnable and result.tier == 1
-                                  and reason in (Reason.OK, Reason.ENROLLING))
+                                  self._learnable(reason, result, profile, window, s))
         return decision
+
+    @staticmethod
+    def _learnable(reason: Reason, result: ScoreResult, profile: Profile | None,
+                   window: Telemetry, s: Settings) -> bool:
+        """May this window be learned (after the delay)?
+
+        The scorer's gate (score below ``learn_max_score``) while the user is enrolling or
+        the profile is young, so that enrolment and the first weeks do not starve; once
+        every modality of the window has ``learn_strict_after`` learned windows, only
+        tier-1 windows: a tier-2 window from an impostor on a stolen session must not
+        pull a mature profile toward them.
+        """
+        if not result.learnable or reason not in (Reason.OK, Reason.ENROLLING):
+            return False
+        if reason is Reason.ENROLLING or profile is None:
+            return True
+        mature = all(profile.windows_learned(m) >= s.learn_strict_after
+                     for m in window.modalities)
+        return result.tier == 1 or not mature
 
     def _load(self, pseudonym: str, deadline: float) -> Profile | None:
         hit, profile = self.cache.get(pseudonym)
