@@ -37,7 +37,8 @@ from redis.retry import Retry
 
 from sidecar.crypto import KeyRing
 from sidecar.store.base import PROFILE, StoreUnavailable, UpdateConflict, UpdateFn
-from sidecar.store.codec import RecordCodec, check_aux_name, check_pseudonym, check_ttl
+from sidecar.store.codec import RecordCodec, check_pseudonym
+from sidecar.store.records import RecordStore
 
 __all__ = ["RedisClusterStore", "RedisStore", "record_key", "user_key_pattern"]
 
@@ -64,7 +65,7 @@ def _retry(retries: int = 1) -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries)
 
 
-class _RedisStoreBase:
+class _RedisStoreBase(RecordStore):
     """The store logic; subclasses differ only in the client and where to scan."""
 
     _client: Any  # redis.Redis | RedisCluster: the same command API for what we use
@@ -79,15 +80,6 @@ class _RedisStoreBase:
 
     # -- profile ----------------------------------------------------------------------
 
-    def get(self, pseudonym: str) -> bytes | None:
-        return self._get(check_pseudonym(pseudonym), PROFILE)
-
-    def put(self, pseudonym: str, data: bytes) -> None:
-        self._put(check_pseudonym(pseudonym), PROFILE, data, None)
-
-    def update(self, pseudonym: str, fn: UpdateFn) -> bytes | None:
-        return self._update(check_pseudonym(pseudonym), PROFILE, fn, None)
-
     def delete(self, pseudonym: str) -> bool:
         check_pseudonym(pseudonym)
         profile_key = record_key(pseudonym)
@@ -96,20 +88,6 @@ class _RedisStoreBase:
             keys.update(_text(k) for k in self._scan(user_key_pattern(pseudonym), profile_key))
             # One slot (hash tag), so one DEL removes them together.
             return int(self._client.delete(*sorted(keys))) > 0
-
-    # -- auxiliary records ----------------------------------------------------------
-
-    def get_aux(self, pseudonym: str, name: str) -> bytes | None:
-        return self._get(check_pseudonym(pseudonym), check_aux_name(name))
-
-    def put_aux(self, pseudonym: str, name: str, data: bytes, *,
-                ttl_s: float | None = None) -> None:
-        self._put(check_pseudonym(pseudonym), check_aux_name(name), data, check_ttl(ttl_s))
-
-    def update_aux(self, pseudonym: str, name: str, fn: UpdateFn, *,
-                   ttl_s: float | None = None) -> bytes | None:
-        return self._update(check_pseudonym(pseudonym), check_aux_name(name), fn,
-                            check_ttl(ttl_s))
 
     # -- housekeeping -------------------------------------------------------------------
 

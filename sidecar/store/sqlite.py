@@ -32,7 +32,8 @@ from typing import Final, TypeVar
 
 from sidecar.crypto import KeyRing
 from sidecar.store.base import PROFILE, StoreUnavailable, UpdateFn
-from sidecar.store.codec import RecordCodec, check_aux_name, check_pseudonym, check_ttl
+from sidecar.store.codec import RecordCodec, check_pseudonym
+from sidecar.store.records import RecordStore
 
 __all__ = ["SQLiteStore"]
 
@@ -56,7 +57,7 @@ _LIVE: Final = "(expires_at IS NULL OR expires_at > ?)"
 T = TypeVar("T")
 
 
-class SQLiteStore:
+class SQLiteStore(RecordStore):
     """:class:`~sidecar.store.base.ProfileStore` on a local SQLite file."""
 
     def __init__(self, path: str | os.PathLike[str], keyring: KeyRing, *,
@@ -80,15 +81,6 @@ class SQLiteStore:
 
     # -- profile ----------------------------------------------------------------------
 
-    def get(self, pseudonym: str) -> bytes | None:
-        return self._get(check_pseudonym(pseudonym), PROFILE)
-
-    def put(self, pseudonym: str, data: bytes) -> None:
-        self._put(check_pseudonym(pseudonym), PROFILE, data, None)
-
-    def update(self, pseudonym: str, fn: UpdateFn) -> bytes | None:
-        return self._update(check_pseudonym(pseudonym), PROFILE, fn, None)
-
     def delete(self, pseudonym: str) -> bool:
         check_pseudonym(pseudonym)
 
@@ -99,20 +91,6 @@ class SQLiteStore:
         existed = self._write("delete", remove)
         self._truncate_wal()
         return existed
-
-    # -- auxiliary records ----------------------------------------------------------
-
-    def get_aux(self, pseudonym: str, name: str) -> bytes | None:
-        return self._get(check_pseudonym(pseudonym), check_aux_name(name))
-
-    def put_aux(self, pseudonym: str, name: str, data: bytes, *,
-                ttl_s: float | None = None) -> None:
-        self._put(check_pseudonym(pseudonym), check_aux_name(name), data, check_ttl(ttl_s))
-
-    def update_aux(self, pseudonym: str, name: str, fn: UpdateFn, *,
-                   ttl_s: float | None = None) -> bytes | None:
-        return self._update(check_pseudonym(pseudonym), check_aux_name(name), fn,
-                            check_ttl(ttl_s))
 
     # -- housekeeping -------------------------------------------------------------------
 
