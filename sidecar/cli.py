@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -70,7 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
         store = settings.store
         if args.store is None and "BIOSHARD_STORE" not in os.environ:
             store = f"sqlite:///{tempfile.mkdtemp(prefix='bioshard-dev-')}/profiles.db"
-        import dataclasses
         settings = dataclasses.replace(settings, store=store)
         banner = "!" * 72
         log.warning("%s", banner)
