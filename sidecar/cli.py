@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%s", banner)
         log.warning("DEV MODE: throwaway keys were generated; profiles in %s are unreadable "
                     "after this process ends. Never use --dev in production.",
-                    store.split("://", 1)[1])
+                    store.removeprefix("sqlite:///"))
         log.warning("%s", banner)
     else:
         try:
