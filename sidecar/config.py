@@ -16,14 +16,15 @@ from typing import Any, Final
 
 from sidecar.reasons import Reason
 from sidecar.scoring import ScoringParams
+from sidecar.tiers import EXT_AUTHZ_TIMEOUT_MS, SIDECAR_DEADLINE_MS
 
 # Named defaults (STYLE.md: "config validated once").
 DEFAULT_LISTEN: Final = "127.0.0.1:9001"
 DEFAULT_ADMIN_LISTEN: Final = "127.0.0.1:9002"
 DEFAULT_STORE: Final = "sqlite:///bioshard-data/profiles.db"
 DEFAULT_IDENTITY_HEADER: Final = "x-user-id"
-DEFAULT_DEADLINE_MS: Final = 150
-DEFAULT_ENVOY_TIMEOUT_MS: Final = 250
+DEFAULT_DEADLINE_MS: Final = SIDECAR_DEADLINE_MS
+DEFAULT_ENVOY_TIMEOUT_MS: Final = EXT_AUTHZ_TIMEOUT_MS
 
 Action = int | str  # 1 | 2 | 3 | "deny" | "score"
 

@@ -42,12 +42,15 @@ from sidecar.tiers import (
     CHALLENGE_REQUIRED,
     DEFAULT_TIERS,
     EXT_AUTHZ_NAMESPACE,
+    EXT_AUTHZ_TIMEOUT_MS,
     GUARDED_TIER,
     HDR_CHALLENGE,
     HDR_CLUSTER,
     HDR_FAILURE_MODE,
     HDR_TIER,
+    JWT_AUTHN_NAMESPACE,
     ROUTING_HEADERS,
+    SIDECAR_DEADLINE_MS,
     TierSpec,
 )
 
@@ -88,14 +91,11 @@ with warnings.catch_warnings():
 SIDECAR_CLUSTER: Final = "bioshard_sidecar"
 ADMIN_HOST: Final = "127.0.0.1"
 """The admin interface can drain listeners and quit Envoy: loopback only, never configurable."""
-JWT_AUTHN_NAMESPACE: Final = "envoy.filters.http.jwt_authn"
-"""ext_authz forwards this filter's dynamic metadata (the verified JWT payload) to the sidecar."""
 LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
 ROUTER_FILTER: Final = "envoy.filters.http.router"
 HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
 EARLY_MUTATION_EXT: Final = "envoy.http.early_header_mutation.header_mutation"
 TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
-SIDECAR_DEFAULT_DEADLINE_MS: Final = 150
 MAX_EXT_AUTHZ_TIMEOUT_MS: Final = 10_000
 _CONNECT_TIMEOUT_MS: Final = 1000
 _ROUTE_TIMEOUT_MS: Final = 15_000
@@ -163,8 +163,8 @@ class RenderOptions:
     tier2: tuple[HostPort, ...] = parse_endpoints("127.0.0.1:8082")
     tier3: tuple[HostPort, ...] = parse_endpoints("127.0.0.1:8083")
     ids: tuple[HostPort, ...] = parse_endpoints("127.0.0.1:8084")
-    ext_authz_timeout_ms: int = 250
-    sidecar_deadline_ms: int = SIDECAR_DEFAULT_DEADLINE_MS
+    ext_authz_timeout_ms: int = EXT_AUTHZ_TIMEOUT_MS
+    sidecar_deadline_ms: int = SIDECAR_DEADLINE_MS
     failure_mode_allow: bool = True
     rate_limit_per_s: int | None = None
     tiers: Mapping[int, TierSpec] = field(default_factory=lambda: DEFAULT_TIERS)

@@ -21,9 +21,9 @@ from sidecar.tiers import (
     HDR_SCORE,
     HDR_TELEMETRY,
     HDR_TIER,
+    JWT_AUTHN_NAMESPACE,
 )
 
-JWT_NAMESPACE = "envoy.filters.http.jwt_authn"
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _COOKIE_PREFIX = COOKIE_TELEMETRY + "="
 _OK_STATUS = status_pb2.Status(code=code_pb2.OK)
@@ -40,9 +40,9 @@ def _cookie_value(cookie_header: str) -> str | None:
 
 def _jwt_identity(req: authz.CheckRequest, payload_key: str, claim: str) -> str | None:
     fm = req.attributes.metadata_context.filter_metadata
-    if JWT_NAMESPACE not in fm:
+    if JWT_AUTHN_NAMESPACE not in fm:
         return None
-    payload = fm[JWT_NAMESPACE].fields.get(payload_key)
+    payload = fm[JWT_AUTHN_NAMESPACE].fields.get(payload_key)
     if payload is None or not payload.HasField("struct_value"):
         return None
     value = payload.struct_value.fields.get(claim)

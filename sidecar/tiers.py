@@ -49,6 +49,14 @@ before ext_authz and before routing, otherwise a client could pick its own pool.
 
 EXT_AUTHZ_NAMESPACE: Final = "envoy.filters.http.ext_authz"
 """Dynamic-metadata namespace of the ext_authz filter (also its filter name in the config)."""
+JWT_AUTHN_NAMESPACE: Final = "envoy.filters.http.jwt_authn"
+"""ext_authz forwards this filter's dynamic metadata (the verified JWT payload) to the sidecar,
+which reads the identity from it."""
+
+SIDECAR_DEADLINE_MS: Final = 150
+"""The sidecar's own deadline per Check (default), below Envoy's ext_authz timeout."""
+EXT_AUTHZ_TIMEOUT_MS: Final = 250
+"""Envoy's ext_authz timeout (default); the sidecar answers before it expires."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from sidecar.tiers import (
     HDR_CHALLENGE,
     HDR_CLUSTER,
     HDR_TIER,
+    JWT_AUTHN_NAMESPACE,
     ROUTING_HEADERS,
     TierSpec,
 )
@@ -139,7 +140,7 @@ def test_http_filter_order_and_ext_authz_settings() -> None:
     assert authz["failure_mode_allow"] is True
     assert authz["failure_mode_allow_header_add"] is True
     assert authz["clear_route_cache"] is True
-    assert authz["metadata_context_namespaces"] == [ec.JWT_AUTHN_NAMESPACE]
+    assert authz["metadata_context_namespaces"] == [JWT_AUTHN_NAMESPACE]
     assert authz.get("include_peer_certificate", False) is False
 
 

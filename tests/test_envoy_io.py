@@ -9,9 +9,10 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2 as authz
 from google.protobuf import struct_pb2
 
-from sidecar.envoy_io import JWT_NAMESPACE, to_input, to_response
+from sidecar.envoy_io import to_input, to_response
 from sidecar.pipeline import Decision
 from sidecar.reasons import Reason
+from sidecar.tiers import JWT_AUTHN_NAMESPACE
 
 
 def make_request(headers: dict[str, str], jwt: dict[str, object] | None = None
@@ -24,7 +25,7 @@ def make_request(headers: dict[str, str], jwt: dict[str, object] | None = None
     if jwt is not None:
         s = struct_pb2.Struct()
         s.update({"jwt_payload": jwt})
-        req.attributes.metadata_context.filter_metadata[JWT_NAMESPACE].CopyFrom(s)
+        req.attributes.metadata_context.filter_metadata[JWT_AUTHN_NAMESPACE].CopyFrom(s)
     return req
 
 
