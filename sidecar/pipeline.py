@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -61,6 +60,27 @@ class Decision:
     remove_telemetry_header: bool = False
 
 
+def apply_policy(settings: Settings, reason: Reason, scored_tier: int | None
+                 ) -> tuple[int, int | None]:
+    """``(tier, deny_status)`` for a reason under the settings' policy.
+
+    ``"score"`` takes the scored tier (2 when there is none); ``"deny"`` answers 400 for
+    bad telemetry and 403 otherwise; ``tier3_action = "deny"`` turns any tier 3 into 403.
+    """
+    action = settings.action(reason)
+    deny_status: int | None = None
+    if action == "score":
+        tier = scored_tier if scored_tier is not None else 2
+    elif action == "deny":
+        tier = 3
+        deny_status = 400 if reason is Reason.BAD_TELEMETRY else 403
+    else:
+        tier = int(action)
+    if tier == 3 and deny_status is None and settings.tier3_action == "deny":
+        deny_status = 403
+    return tier, deny_status
+
+
 def reason_for(result: ScoreResult, *, identified: bool) -> Reason:
     """The reason code of a scored window."""
     if result.scripted:
@@ -91,7 +111,6 @@ class Pipeline:
         self.learner = Learner(store, self.cache, settings.scoring, delay_s=settings.learn_delay_s,
                                interval_s=settings.learn_interval_s, population=self.population)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bioshard-store")
-        self._settings_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -104,9 +123,8 @@ class Pipeline:
 
     def reconfigure(self, settings: Settings) -> None:
         """Swap in new (validated) settings: thresholds and policies apply to the next request."""
-        with self._settings_lock:
-            self.settings = settings
-            self.learner.params = settings.scoring
+        self.settings = settings
+        self.learner.params = settings.scoring
 
     def pseudonym(self, user_id: str) -> str:
         return self._pseudo.pseudonym(user_id)
@@ -120,7 +138,7 @@ class Pipeline:
             decision = self._check(inp, settings, decision_id, t0)
         except Exception:  # a bug must still produce an explicit answer (fail closed-ish)
             log.exception("internal error in Check (decision %s)", decision_id)
-            decision = self._decide(settings, decision_id, Reason.INTERNAL_ERROR, None, None,
+            decision = self._decide(settings, decision_id, Reason.INTERNAL_ERROR, None,
                                     inp.telemetry is not None)
         self.metrics.observe(decision.reason, decision.tier, time.perf_counter() - t0)
         return decision
@@ -131,11 +149,11 @@ class Pipeline:
         pseudonym = self._pseudo.pseudonym(inp.user_id) if inp.user_id else None
         # 2. decode telemetry
         if inp.telemetry is None:
-            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, None, has_tel)
+            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, has_tel)
         try:
             window = decode(inp.telemetry)
         except TelemetryError as exc:
-            return self._decide(s, decision_id, Reason.BAD_TELEMETRY, None, None, has_tel,
+            return self._decide(s, decision_id, Reason.BAD_TELEMETRY, None, has_tel,
                                 detail=exc.detail)
         # 3. replay check
         kind = self.replay.check(sid=window.sid, seq=window.seq, ts_ms=window.ts_ms,
@@ -143,13 +161,13 @@ class Pipeline:
         if kind is ReplayKind.SEEN and inp.telemetry_source == "cookie":
             # Browsers resend the cookie on every request until the collector rewrites
             # it: a repeat is "nothing new", not an attack (and earns no fresh score).
-            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, None, has_tel,
+            return self._decide(s, decision_id, Reason.NO_TELEMETRY, None, has_tel,
                                 detail="cookie_repeated")
         if kind is not ReplayKind.FRESH:
-            return self._decide(s, decision_id, Reason.REPLAYED_TELEMETRY, None, None, has_tel,
+            return self._decide(s, decision_id, Reason.REPLAYED_TELEMETRY, None, has_tel,
                                 detail=kind.value)
         if not window.modalities:
-            return self._decide(s, decision_id, Reason.INSUFFICIENT_TELEMETRY, None, None,
+            return self._decide(s, decision_id, Reason.INSUFFICIENT_TELEMETRY, None,
                                 has_tel)
         # 4. load profile (cache, then store within the deadline)
         profile: Profile | None = None
@@ -157,15 +175,15 @@ class Pipeline:
             try:
                 profile = self._load(pseudonym, t0 + s.deadline_ms / 1000.0)
             except _Deadline:
-                return self._decide(s, decision_id, Reason.DEADLINE, None, None, has_tel)
+                return self._decide(s, decision_id, Reason.DEADLINE, None, has_tel)
             except StoreUnavailable:
-                return self._decide(s, decision_id, Reason.STORE_UNAVAILABLE, None, None,
+                return self._decide(s, decision_id, Reason.STORE_UNAVAILABLE, None,
                                     has_tel)
         # 5. score
         result = score_window(profile, window, self.population, s.scoring)
         # 6. reason + tier
         reason = reason_for(result, identified=pseudonym is not None)
-        decision = self._decide(s, decision_id, reason, result, window, has_tel,
+        decision = self._decide(s, decision_id, reason, result, has_tel,
                                 detail=result.scripted or "")
         # 7. learning, off the hot path (queued; applied later by the learner thread)
         if pseudonym is not None:
@@ -229,20 +247,10 @@ class Pipeline:
         return profile
 
     def _decide(self, s: Settings, decision_id: str, reason: Reason,
-                result: ScoreResult | None, window: Telemetry | None, has_tel: bool,
+                result: ScoreResult | None, has_tel: bool,
                 *, detail: str = "") -> Decision:
-        action = s.action(reason)
         score = result.score if result is not None else None
-        deny_status: int | None = None
-        if action == "score":
-            tier = result.tier if result is not None else 2
-        elif action == "deny":
-            tier = 3
-            deny_status = 400 if reason is Reason.BAD_TELEMETRY else 403
-        else:
-            tier = int(action)
-        if tier == 3 and deny_status is None and s.tier3_action == "deny":
-            deny_status = 403
+        tier, deny_status = apply_policy(s, reason, result.tier if result is not None else None)
         return Decision(decision_id=decision_id, tier=tier, cluster=self.tiers[tier].cluster,
                         reason=reason, score=score, deny_status=deny_status, detail=detail,
                         remove_telemetry_header=has_tel)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sidecar.config import load_settings
 from sidecar.crypto import Pseudonymizer, load_keys
-from sidecar.pipeline import reason_for
+from sidecar.pipeline import apply_policy, reason_for
 from sidecar.scoring import PopulationModel, Profile, learn_window, score_window
 from sidecar.store import open_store
 from sidecar.telemetry import TelemetryError, decode, encode_json
@@ -50,8 +50,7 @@ def score_windows(user: str, docs: list[dict[str, Any]],
                 continue
             result = score_window(profile, window, population, params)
             reason = reason_for(result, identified=True)
-            action = settings.action(reason)
-            tier = result.tier if action == "score" else 3 if action == "deny" else int(action)
+            tier, _ = apply_policy(settings, reason, result.tier)
             results.append({"tier": tier, "score": round(result.score, 4), "reason": reason.value,
                             "modalities": {k: round(v, 4)
                                            for k, v in result.modality_scores.items()}})
