@@ -9,7 +9,6 @@ be reached.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -21,25 +20,42 @@ from typing import Any
 DEFAULT_URL = "http://127.0.0.1:9002"
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method)
-    token = os.environ.get("BIOSHARD_ADMIN_TOKEN")
+def request(base_url: str, method: str, path: str, *, body: Any = None,
+            raw: bytes | None = None, token: str | None = None,
+            timeout: float = 10.0) -> tuple[int, Any]:
+    """One admin API call: ``(HTTP status, decoded JSON or text)``.
+
+    ``body`` is sent as JSON, or ``raw`` as is.  An HTTP error status is returned, not
+    raised; an unreachable API raises ``urllib.error.URLError`` / ``OSError``.
+    """
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
     if token:
         req.add_header("authorization", f"Bearer {token}")
     if data is not None:
         req.add_header("content-type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
-            payload, ok = resp.read(), True
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, payload = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        payload, ok = exc.read(), False
+        status, payload = exc.code, exc.read()
+    text = payload.decode(errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
+    try:
+        status, answer = request(args.url, method, path, body=body,
+                                 token=os.environ.get("BIOSHARD_ADMIN_TOKEN"),
+                                 timeout=args.timeout)
     except (urllib.error.URLError, OSError) as exc:
         print(f"bioshard admin: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 2
-    text = payload.decode(errors="replace")
-    with contextlib.suppress(ValueError):
-        text = json.dumps(json.loads(text), indent=2)
+    ok = 200 <= status < 300
+    text = answer if isinstance(answer, str) else json.dumps(answer, indent=2)
     print(text, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

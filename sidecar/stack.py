@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import secrets
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from sidecar.admin_cli import request as admin_request
 from sidecar.devcerts import make_self_signed
 from sidecar.envoy_config import HostPort, RenderOptions, render, to_yaml
 from sidecar.procs import ManagedProcess, free_port, http_ok, start_envoy
@@ -174,21 +172,7 @@ class Stack:
 
     def admin(self, method: str, path: str, body: Any = None,
               token: str | None = "") -> tuple[int, Any]:
-        """Call the sidecar's admin API; returns (status, decoded JSON or text)."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data,
-                                     method=method)
-        tok = self.opts.admin_token if token == "" else token
-        if tok:
-            req.add_header("authorization", f"Bearer {tok}")
-        if data is not None:
-            req.add_header("content-type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        """Call the sidecar's admin API (the stack's token unless ``token`` is given or
+        None); returns (status, decoded JSON or text)."""
+        return admin_request(f"http://127.0.0.1:{self.admin_port}", method, path, body=body,
+                             token=self.opts.admin_token if token == "" else token)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 import pytest
 
 from sidecar.admin import AdminServer
+from sidecar.admin_cli import request
 from sidecar.config import load_settings
 from sidecar.crypto import generate_dev_keys
 from sidecar.pipeline import AuthInput, Pipeline
@@ -43,19 +42,7 @@ def admin(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
 
 def call(base: str, method: str, path: str, body: Any = None,
          token: str | None = TOKEN, raw: bytes | None = None) -> tuple[int, Any]:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            status, payload = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, payload = e.code, e.read()
-    try:
-        return status, json.loads(payload)
-    except ValueError:
-        return status, payload.decode()
+    return request(base, method, path, body=body, raw=raw, token=token, timeout=5)
 
 
 def learn(p: Pipeline, user: str, n: int) -> list[str]:
