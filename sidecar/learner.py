@@ -211,10 +211,11 @@ class Learner:
             by_user.setdefault(p.pseudonym, []).append(p)
         applied = 0
         for pseudonym, items in by_user.items():
-            built: list[Profile] = []
+            built: list[tuple[Profile, int]] = []  # what the last attempt of fn applied
 
             def fn(old: bytes | None, items: list[_Pending] = items,
-                   pseudonym: str = pseudonym, built: list[Profile] = built) -> bytes | None:
+                   pseudonym: str = pseudonym,
+                   built: list[tuple[Profile, int]] = built) -> bytes | None:
                 with self._cv:
                     cut = self._deleted.get(pseudonym, -1)
                 items = [it for it in items if it.seq > cut]
@@ -228,7 +229,7 @@ class Learner:
                 for it in items:
                     learn_window(profile, it.window, it.score, params,
                                  population=self._population)
-                built.append(profile)
+                built.append((profile, len(items)))
                 return profile.to_bytes()
             try:
                 new = self._store.update(pseudonym, fn)
@@ -244,9 +245,9 @@ class Learner:
                 log.exception("learning failed for one profile (%d windows)", len(items))
                 continue
             if built and new is not None:  # swap the learned object in; no second decode
-                self._cache.put(pseudonym, built[0], digest(new))
+                self._cache.put(pseudonym, built[0][0], digest(new))
             else:
                 self._cache.invalidate(pseudonym)
-            applied += len(items)
+            applied += built[0][1] if built else 0
         self.applied += applied
         return applied

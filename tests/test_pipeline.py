@@ -186,7 +186,7 @@ def test_delete_during_learning_does_not_resurrect(pipeline: Pipeline) -> None:
     assert len(batch) == 1
     pipeline.learner.forget_user(pipeline.pseudonym("gina"))
     pipeline.store.delete(pipeline.pseudonym("gina"))
-    pipeline.learner._apply(batch)
+    assert pipeline.learner._apply(batch) == 0
     assert pipeline.store.get(pipeline.pseudonym("gina")) is None
 
 
