@@ -67,6 +67,7 @@ class Settings:
     learn_delay_s: float = 30.0
     learn_interval_s: float = 60.0
     learn_strict_after: int = 20
+    learn_worker: bool = True
     workers: int = 8
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0
@@ -88,7 +89,7 @@ _FLOAT_FIELDS: Final = {"max_telemetry_age_s", "max_clock_skew_s", "learn_delay_
                         "learn_interval_s", "cache_ttl_s"}
 _STR_FIELDS: Final = {"listen", "admin_listen", "store", "identity_header", "jwt_payload_key",
                       "jwt_claim", "tier3_action", "log_level", "admin_token"}
-_BOOL_FIELDS: Final = {"dev"}
+_BOOL_FIELDS: Final = {"dev", "learn_worker"}
 _HOSTPORT: Final = re.compile(r"^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 

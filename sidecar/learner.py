@@ -7,6 +7,11 @@ then refreshes the local cache.  Until then, ``withdraw(decision_id)`` (an analy
 "impostor" feedback) drops it: an attacker holding a session cannot teach the model
 their behaviour faster than the security team can react.
 
+With ``worker=True`` (the sidecar's default, setting ``learn_worker``) the arithmetic —
+decode, learn, encode, about a millisecond per user — runs in a child process
+(:mod:`sidecar.learn_worker`); this thread keeps the queue and the store's atomic
+update, so a deletion or a concurrent writer is handled exactly as without it.
+
 Recent decisions are also remembered (bounded) so that "genuine" feedback on a
 window that was *not* learned (it scored anomalous) can still teach the model.
 """
@@ -20,8 +25,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from sidecar.learn_worker import Job, LearnWorker, WorkerFailed, learn_bytes
 from sidecar.profile_cache import ProfileCache, digest
-from sidecar.scoring import PopulationModel, Profile, ScoringParams, learn_window
+from sidecar.scoring import PopulationModel, Profile, ScoringParams
 from sidecar.store.base import ProfileStore, StoreUnavailable
 from sidecar.telemetry import Telemetry
 
@@ -51,7 +57,8 @@ class Learner:
     def __init__(self, store: ProfileStore, cache: ProfileCache, params: ScoringParams, *,
                  delay_s: float, interval_s: float = 0.0,
                  population: PopulationModel | None = None,
-                 max_pending: int = 100_000, remember: int = 50_000) -> None:
+                 max_pending: int = 100_000, remember: int = 50_000,
+                 worker: bool = False) -> None:
         self._store = store
         self._population = population or PopulationModel.default()
         self._cache = cache
@@ -74,6 +81,9 @@ class Learner:
         # applied, even by a batch already in flight (no profile resurrected after a delete).
         self._deleted: OrderedDict[str, int] = OrderedDict()
         self._thread: threading.Thread | None = None
+        # The arithmetic of learning in a child process (``worker``), so that it never
+        # holds the serving process's GIL; without it, on the learner thread.
+        self._worker = LearnWorker(self._population) if worker else None
         self.applied = 0
         self.dropped = 0
         self.withdrawn = 0
@@ -164,6 +174,8 @@ class Learner:
 
     # -- background -----------------------------------------------------------------
     def start(self) -> None:
+        if self._worker is not None:
+            self._worker.start()
         self._thread = threading.Thread(target=self._run, name="bioshard-learner", daemon=True)
         self._thread.start()
 
@@ -177,6 +189,13 @@ class Learner:
             self._thread.join(timeout=10)
         if flush:
             self.flush(all_pending=True)
+        if self._worker is not None:
+            self._worker.stop()
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The learning process's pid (None when learning runs on the thread)."""
+        return None if self._worker is None else self._worker.pid
 
     def flush(self, *, all_pending: bool = False) -> int:
         """Apply due windows (all of them with ``all_pending``) now, on this thread."""
@@ -209,45 +228,87 @@ class Learner:
         by_user: dict[str, list[_Pending]] = {}
         for p in batch:
             by_user.setdefault(p.pseudonym, []).append(p)
+        # With a worker process, compute every user's new profile there in one round
+        # trip from the bytes stored now; the atomic update below uses that result when
+        # the stored bytes are still the same, and recomputes here when they changed.
+        precomputed: dict[str, tuple[bytes | None, bytes]] = {}
+        if self._worker is not None:
+            precomputed = self._precompute(by_user)
         applied = 0
         for pseudonym, items in by_user.items():
-            built: list[tuple[Profile, int]] = []  # what the last attempt of fn applied
-
-            def fn(old: bytes | None, items: list[_Pending] = items,
-                   pseudonym: str = pseudonym,
-                   built: list[tuple[Profile, int]] = built) -> bytes | None:
-                with self._cv:
-                    cut = self._deleted.get(pseudonym, -1)
-                items = [it for it in items if it.seq > cut]
-                built.clear()
-                if not items:  # the user was deleted meanwhile: change nothing
-                    return old
-                params = self.params
-                # A fresh object every attempt: scorers keep using the cached one meanwhile.
-                profile = (Profile.from_bytes(old, params) if old is not None
-                           else Profile(params=params, created_ms=int(time.time() * 1000)))
-                for it in items:
-                    learn_window(profile, it.window, it.score, params,
-                                 population=self._population)
-                built.append((profile, len(items)))
-                return profile.to_bytes()
-            try:
-                new = self._store.update(pseudonym, fn)
-            except StoreUnavailable:
-                self.failures += 1
-                log.warning("learning postponed: store unavailable (%d windows)", len(items))
-                with self._cv:  # put them back, retry later: learning is never silently lost
-                    for it in items:
-                        self._enqueue(it.decision_id, it.pseudonym, it.window, it.score, 5.0)
-                continue
-            except Exception:  # a corrupt profile or a bug: keep the thread alive, say so
-                self.failures += 1
-                log.exception("learning failed for one profile (%d windows)", len(items))
-                continue
-            if built and new is not None:  # swap the learned object in; no second decode
-                self._cache.put(pseudonym, built[0][0], digest(new))
-            else:
-                self._cache.invalidate(pseudonym)
-            applied += built[0][1] if built else 0
+            applied += self._write(pseudonym, items, precomputed.get(pseudonym))
         self.applied += applied
         return applied
+
+    def _live(self, pseudonym: str, items: list[_Pending]) -> list[_Pending]:
+        """``items`` queued after the user's last deletion (all of them if never deleted)."""
+        with self._cv:
+            cut = self._deleted.get(pseudonym, -1)
+        return [it for it in items if it.seq > cut]
+
+    def _precompute(self, by_user: dict[str, list[_Pending]]
+                    ) -> dict[str, tuple[bytes | None, bytes]]:
+        assert self._worker is not None
+        users: list[tuple[str, bytes | None]] = []
+        jobs: list[Job] = []
+        created_ms = int(time.time() * 1000)
+        for pseudonym, items in by_user.items():
+            try:
+                old = self._store.get(pseudonym)
+            except Exception:  # unavailable or undecryptable: _write meets it and says so
+                continue
+            users.append((pseudonym, old))
+            jobs.append((old, created_ms, [(it.window, it.score) for it in items]))
+        if not jobs:
+            return {}
+        try:
+            results = self._worker.learn(jobs, self.params)
+        except WorkerFailed as exc:
+            log.warning("%s: learning %d profiles in the serving process", exc, len(jobs))
+            return {}
+        out: dict[str, tuple[bytes | None, bytes]] = {}
+        for (pseudonym, old), res in zip(users, results, strict=True):
+            if isinstance(res, bytes):
+                out[pseudonym] = (old, res)
+            else:  # recomputed in _write, where a failure is counted and logged
+                log.debug("learning process could not learn one profile: %s", res)
+        return out
+
+    def _write(self, pseudonym: str, items: list[_Pending],
+               pre: tuple[bytes | None, bytes] | None) -> int:
+        """Apply ``items`` to one user's stored profile through the atomic update."""
+        built: list[tuple[Profile | None, int]] = []  # what the last attempt of fn applied
+
+        def fn(old: bytes | None) -> bytes | None:
+            live = self._live(pseudonym, items)
+            built.clear()
+            if not live:  # the user was deleted meanwhile: change nothing
+                return old
+            if pre is not None and len(live) == len(items) and pre[0] == old:
+                built.append((None, len(live)))
+                return pre[1]
+            params = self.params
+            profile, new = learn_bytes(old, int(time.time() * 1000),
+                                       [(it.window, it.score) for it in live], params,
+                                       self._population)
+            built.append((profile, len(live)))
+            return new
+        try:
+            new = self._store.update(pseudonym, fn)
+        except StoreUnavailable:
+            self.failures += 1
+            log.warning("learning postponed: store unavailable (%d windows)", len(items))
+            with self._cv:  # put them back, retry later: learning is never silently lost
+                for it in items:
+                    self._enqueue(it.decision_id, it.pseudonym, it.window, it.score, 5.0)
+            return 0
+        except Exception:  # a corrupt profile or a bug: keep the thread alive, say so
+            self.failures += 1
+            log.exception("learning failed for one profile (%d windows)", len(items))
+            return 0
+        profile = built[0][0] if built else None
+        if profile is not None and new is not None:  # learned here: no second decode
+            self._cache.put(pseudonym, profile, digest(new))
+        else:  # learned in the worker: the next Check reads and decodes the new bytes
+            self._cache.invalidate(pseudonym)
+        return built[0][1] if built else 0

@@ -109,7 +109,8 @@ class Pipeline:
                                   max_age_s=settings.max_telemetry_age_s,
                                   max_skew_s=settings.max_clock_skew_s)
         self.learner = Learner(store, self.cache, settings.scoring, delay_s=settings.learn_delay_s,
-                               interval_s=settings.learn_interval_s, population=self.population)
+                               interval_s=settings.learn_interval_s, population=self.population,
+                               worker=settings.learn_worker)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bioshard-store")
 
     # -- lifecycle ------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""The arithmetic of learning, in a separate process.
+
+Learning a window means decoding the stored profile, updating its models and encoding
+it again: about a millisecond of pure-Python and numpy work.  Done on a thread of the
+serving process it holds the GIL that the gRPC threads need, which stalls Checks by
+milliseconds at a time.  :class:`LearnWorker` runs that arithmetic in a child process
+instead; the serving process keeps everything that must stay there — the queue, the
+feedback, the deletion cut, and the store's atomic update — and only ships
+``(old profile bytes, windows)`` over a pipe and gets the new bytes back.
+
+The child sees plaintext profiles (it runs under the same user, from the same
+package, and never writes anything); keys, pseudonyms and the store stay in the parent.
+A child that dies or hangs is replaced, and the batch is computed in the parent, so
+learning is never lost to a worker failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Final
+
+from sidecar.scoring import PopulationModel, Profile, ScoringParams, learn_window
+from sidecar.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+#: One user's learning job: the stored profile bytes (``None``: no profile yet), when a
+#: new profile would be created (ms), and the windows with the scores they were given.
+Job = tuple[bytes | None, int, Sequence[tuple[Telemetry, float]]]
+
+#: How long a batch may take in the child before it is presumed hung and replaced.
+BATCH_TIMEOUT_S: Final = 30.0
+
+
+def learn_bytes(old: bytes | None, created_ms: int, items: Sequence[tuple[Telemetry, float]],
+                params: ScoringParams, population: PopulationModel) -> tuple[Profile, bytes]:
+    """Apply ``items`` to the profile encoded in ``old``: the new profile and its bytes."""
+    profile = (Profile.from_bytes(old, params) if old is not None
+               else Profile(params=params, created_ms=created_ms))
+    for window, score in items:
+        learn_window(profile, window, score, params, population=population)
+    return profile, profile.to_bytes()
+
+
+def _child(conn: Connection, population: PopulationModel) -> None:  # pragma: no cover - child
+    """The child's loop: ``(params, jobs)`` in, a list of new bytes (or errors) out."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        params, jobs = msg
+        out: list[bytes | str] = []
+        for old, created_ms, items in jobs:
+            try:
+                out.append(learn_bytes(old, created_ms, items, params, population)[1])
+            except Exception as exc:  # reported per job; the parent logs it
+                out.append(f"{type(exc).__name__}: {exc}")
+        conn.send(out)
+
+
+class LearnWorker:
+    """A child process that turns ``(old bytes, windows)`` into new profile bytes.
+
+    :meth:`learn` is called by one thread at a time (the learner's).  Returns one entry
+    per job: the new bytes, or an error message string for a job that failed (a corrupt
+    profile, say).  Raises :class:`WorkerFailed` when the child died or hung; it has
+    been replaced by then.
+    """
+
+    def __init__(self, population: PopulationModel) -> None:
+        self._population = population
+        self._ctx = multiprocessing.get_context("spawn")  # never fork a gRPC process
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._proc: BaseProcess | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+
+    def _spawn(self) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_child, args=(child, self._population),
+                                 name="bioshard-learn", daemon=True)
+        proc.start()
+        child.close()
+        self._conn, self._proc = parent, proc
+
+    def _kill(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(timeout=5)
+        self._conn = self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def learn(self, jobs: Sequence[Job], params: ScoringParams, *,
+              timeout_s: float = BATCH_TIMEOUT_S) -> list[bytes | str]:
+        with self._lock:
+            if self._conn is None:
+                self._spawn()
+            assert self._conn is not None
+            try:
+                self._conn.send((params, list(jobs)))
+                if not self._conn.poll(timeout_s):
+                    raise TimeoutError(f"no answer in {timeout_s:.0f} s")
+                out: list[bytes | str] = self._conn.recv()
+            except (EOFError, OSError, TimeoutError) as exc:
+                self._kill()
+                self.restarts += 1
+                raise WorkerFailed(f"learning process failed ({exc}); restarted") from None
+            if len(out) != len(jobs):
+                self._kill()
+                raise WorkerFailed("learning process answered out of step; restarted")
+            return out
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.send(None)
+            if self._proc is not None:
+                self._proc.join(timeout=5)
+            self._kill()
+
+
+class WorkerFailed(RuntimeError):
+    """The learning process died or hung (it has been replaced)."""
