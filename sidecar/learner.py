@@ -24,14 +24,18 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Final
 
-from sidecar.learn_worker import Job, LearnWorker, WorkerFailed, learn_bytes
+from sidecar.learn_worker import Job, Learned, LearnWorker, WorkerFailed, learn_bytes
 from sidecar.profile_cache import ProfileCache, digest
 from sidecar.scoring import PopulationModel, Profile, ScoringParams
 from sidecar.store.base import ProfileStore, StoreUnavailable
 from sidecar.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+
+#: Users per round trip to the learning process.
+WORKER_CHUNK: Final = 32
 
 
 @dataclass(order=True, slots=True)
@@ -231,12 +235,14 @@ class Learner:
         # With a worker process, compute every user's new profile there in one round
         # trip from the bytes stored now; the atomic update below uses that result when
         # the stored bytes are still the same, and recomputes here when they changed.
-        precomputed: dict[str, tuple[bytes | None, bytes]] = {}
-        if self._worker is not None:
-            precomputed = self._precompute(by_user)
+        # Chunks keep each pickled message, a single call that holds the GIL, short.
+        users = list(by_user.items())
         applied = 0
-        for pseudonym, items in by_user.items():
-            applied += self._write(pseudonym, items, precomputed.get(pseudonym))
+        for i in range(0, len(users), WORKER_CHUNK):
+            chunk = dict(users[i:i + WORKER_CHUNK])
+            precomputed = self._precompute(chunk) if self._worker is not None else {}
+            for pseudonym, items in chunk.items():
+                applied += self._write(pseudonym, items, precomputed.get(pseudonym))
         self.applied += applied
         return applied
 
@@ -247,7 +253,7 @@ class Learner:
         return [it for it in items if it.seq > cut]
 
     def _precompute(self, by_user: dict[str, list[_Pending]]
-                    ) -> dict[str, tuple[bytes | None, bytes]]:
+                    ) -> dict[str, tuple[bytes | None, Learned]]:
         assert self._worker is not None
         users: list[tuple[str, bytes | None]] = []
         jobs: list[Job] = []
@@ -266,18 +272,18 @@ class Learner:
         except WorkerFailed as exc:
             log.warning("%s: learning %d profiles in the serving process", exc, len(jobs))
             return {}
-        out: dict[str, tuple[bytes | None, bytes]] = {}
+        out: dict[str, tuple[bytes | None, Learned]] = {}
         for (pseudonym, old), res in zip(users, results, strict=True):
-            if isinstance(res, bytes):
+            if not isinstance(res, str):
                 out[pseudonym] = (old, res)
             else:  # recomputed in _write, where a failure is counted and logged
                 log.debug("learning process could not learn one profile: %s", res)
         return out
 
     def _write(self, pseudonym: str, items: list[_Pending],
-               pre: tuple[bytes | None, bytes] | None) -> int:
+               pre: tuple[bytes | None, Learned] | None) -> int:
         """Apply ``items`` to one user's stored profile through the atomic update."""
-        built: list[tuple[Profile | None, int]] = []  # what the last attempt of fn applied
+        built: list[tuple[Profile, int]] = []  # what the last attempt of fn applied
 
         def fn(old: bytes | None) -> bytes | None:
             live = self._live(pseudonym, items)
@@ -285,8 +291,9 @@ class Learner:
             if not live:  # the user was deleted meanwhile: change nothing
                 return old
             if pre is not None and len(live) == len(items) and pre[0] == old:
-                built.append((None, len(live)))
-                return pre[1]
+                new, profile = pre[1]
+                built.append((profile, len(live)))
+                return new
             params = self.params
             profile, new = learn_bytes(old, int(time.time() * 1000),
                                        [(it.window, it.score) for it in live], params,
@@ -306,9 +313,8 @@ class Learner:
             self.failures += 1
             log.exception("learning failed for one profile (%d windows)", len(items))
             return 0
-        profile = built[0][0] if built else None
-        if profile is not None and new is not None:  # learned here: no second decode
-            self._cache.put(pseudonym, profile, digest(new))
-        else:  # learned in the worker: the next Check reads and decodes the new bytes
+        if built and new is not None:  # swap the learned object in: no read, no decode
+            self._cache.put(pseudonym, built[0][0], digest(new))
+        else:
             self._cache.invalidate(pseudonym)
         return built[0][1] if built else 0

@@ -69,6 +69,10 @@ def test_worker_learns_what_the_thread_learns(tmp_path: Path) -> None:
         a.created_ms = a.updated_ms = b.created_ms = b.updated_ms = 0
         assert a == b
         assert with_worker.learner.applied == on_thread.learner.applied == 12
+        # The learned object came back from the child and is served from the cache as is.
+        hit, cached = with_worker.cache.get(with_worker.pseudonym("amy"))
+        assert hit and cached is not None
+        assert cached == stored(with_worker, "amy") and not cached.plans
     finally:
         with_worker.close()
         on_thread.close()
