@@ -215,6 +215,8 @@ class Pipeline:
         hit, profile = self.cache.get(pseudonym)
         if hit:
             return profile
+        if self.store.local_reads:
+            return self._read_profile(pseudonym)
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             raise _Deadline

@@ -218,3 +218,17 @@ def test_expired_cache_entry_revalidated_without_decoding(tmp_path: Path) -> Non
         assert p.cache.get(p.pseudonym("jo"))[1] is first
     finally:
         p.close()
+
+
+def test_sqlite_read_on_the_request_thread(pipeline: Pipeline) -> None:
+    """SQLite reads never wait for a writer: a cache miss reads inline, no thread hand-off."""
+    enrol(pipeline, "kim", Persona.human(16), n=6)
+    pipeline.cache.invalidate(pipeline.pseudonym("kim"))
+
+    def no_handoff(*args: object, **kwargs: object) -> None:
+        raise AssertionError("SQLite read handed to the I/O thread")
+
+    pipeline._io.submit = no_handoff  # type: ignore[method-assign]
+    d = check(pipeline, "kim", Browser(Persona.human(16), 17).value())
+    assert d.reason in (Reason.OK, Reason.ENROLLING)
+    assert pipeline.cache.get(pipeline.pseudonym("kim"))[0]

@@ -14,6 +14,8 @@ from sidecar.store.codec import check_aux_name, check_pseudonym, check_ttl
 
 
 class RecordStore(ABC):
+    local_reads: bool = False  # see ProfileStore.local_reads
+
     @abstractmethod
     def _get(self, pseudonym: str, name: str) -> bytes | None: ...
 

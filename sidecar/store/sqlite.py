@@ -60,6 +60,8 @@ T = TypeVar("T")
 class SQLiteStore(RecordStore):
     """:class:`~sidecar.store.base.ProfileStore` on a local SQLite file."""
 
+    local_reads = True  # WAL: a reader never waits for the writer
+
     def __init__(self, path: str | os.PathLike[str], keyring: KeyRing, *,
                  busy_timeout_s: float = 5.0) -> None:
         self.path = Path(path)
