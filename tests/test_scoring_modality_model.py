@@ -26,7 +26,7 @@ def test_scoring_before_learning_raises_not_fitted() -> None:
 def test_single_component_distance_is_predictive() -> None:
     """K=1: distance = component distance / (1 + 1/n_eff) (mean uncertainty)."""
     rng = np.random.default_rng(0)
-    model = ModalityModel(4, ScoringParams(max_components=1))
+    model = ModalityModel(4, ScoringParams(max_components=1, winsor_z=0.0))
     for x in _cluster(rng, np.zeros(4), 6):
         model.learn_one(x)
     comp = model.components_[0]
@@ -131,3 +131,69 @@ def test_constructor_validates(kwargs: dict[str, float], match: str) -> None:
     dim = int(kwargs.pop("dim", 3))
     with pytest.raises(ValueError, match=match):
         ModalityModel(dim, prior_variance=kwargs.get("prior_variance"))
+
+
+def _winsorised_reference(model: ModalityModel, x: np.ndarray, z: float) -> float:
+    """d² by the definition: clip each deviation to ±z predictive sd, then Mahalanobis."""
+    out = []
+    for comp in model.components_:
+        cov = comp.covariance_ * (1 + 1 / max(comp.n_effective_, 1.0))
+        sd = np.sqrt(np.diag(cov))
+        r = np.clip((x - comp.location_) / sd, -z, z) * sd
+        out.append(float(r @ np.linalg.solve(cov, r)))
+    return min(out)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_winsorised_distance_matches_its_definition(k: int) -> None:
+    """winsor_z: each feature's deviation is clipped to ±z predictive sd before d²."""
+    rng = np.random.default_rng(7)
+    model = ModalityModel(5, ScoringParams(max_components=k, winsor_z=3.0))
+    for i in range(60):
+        model.learn_one(_cluster(rng, np.full(5, 10.0 * (i % k)), 1)[0])
+    assert len(model.components_) == k
+    for x in [np.zeros(5), np.array([0.0, 0.0, 25.0, 0.0, 0.0]), np.full(5, 4.0)]:
+        assert model.squared_mahalanobis(x) == pytest.approx(
+            _winsorised_reference(model, x, 3.0), rel=1e-9)
+
+
+def test_one_far_feature_adds_a_bounded_amount_when_winsorised() -> None:
+    """A single feature 50 sd out: unbounded without winsorising, bounded with it."""
+    rng = np.random.default_rng(8)
+    data = _cluster(rng, np.zeros(6), 40)
+    models = {z: ModalityModel(6, ScoringParams(max_components=1, winsor_z=z))
+              for z in (0.0, 3.0)}
+    for m in models.values():
+        for x in data:
+            m.learn_one(x)
+    far = np.array([50.0, 0, 0, 0, 0, 0])
+    assert models[0.0].squared_mahalanobis(far) > 1000
+    assert models[3.0].squared_mahalanobis(far) < 20
+
+
+def test_winsorised_learning_clips_the_learned_window() -> None:
+    """A learned outlier moves the mean by at most ±z sd / W, not by its full size."""
+    rng = np.random.default_rng(9)
+    base = _cluster(rng, np.zeros(3), 30)
+    plain = ModalityModel(3, ScoringParams(max_components=1, winsor_z=0.0))
+    robust = ModalityModel(3, ScoringParams(max_components=1, winsor_z=3.0))
+    for m in (plain, robust):
+        for x in base:
+            m.learn_one(x)
+    before = robust.components_[0].location_.copy()
+    outlier = np.array([100.0, 0.0, 0.0])
+    plain.learn_one(outlier)
+    robust.learn_one(outlier)
+    assert plain.components_[0].location_[0] > 2.0
+    assert robust.components_[0].location_[0] - before[0] < 0.5
+
+
+def test_winsorising_does_not_hide_a_second_mode() -> None:
+    """Spawning is judged on the unclipped distance: two modes still give two components."""
+    rng = np.random.default_rng(10)
+    model = ModalityModel(6, ScoringParams(winsor_z=3.0))
+    for xa, xb in zip(_cluster(rng, np.zeros(6), 40), _cluster(rng, np.full(6, 8.0), 40),
+                      strict=True):
+        model.learn_one(xa)
+        model.learn_one(xb)
+    assert len(model.components_) == 2

@@ -37,6 +37,9 @@ BAD = {
     "quantile-low": ({"dynamic_quantile": 0.2}, "dynamic_quantile"),
     "calibration-unknown": ({"calibration": "magic"}, "calibration"),
     "sketch-tiny": ({"sketch_size": 2}, "sketch_size"),
+    "winsor-below-one": ({"winsor_z": 0.5}, "winsor_z"),
+    "winsor-negative": ({"winsor_z": -3.0}, "winsor_z"),
+    "winsor-inf": ({"winsor_z": math.inf}, "winsor_z"),
 }
 
 

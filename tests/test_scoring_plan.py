@@ -41,10 +41,12 @@ def _slow_tails(profile: Profile, window: Telemetry, params: ScoringParams) -> l
     return out
 
 
+@pytest.mark.parametrize("winsor_z", [0.0, 3.0], ids=["plain", "winsorised"])
 @pytest.mark.parametrize("calibration", ["chi2", "scaled_chi2", "empirical"])
-def test_plan_tails_equal_per_modality_tails(calibration: str) -> None:
+def test_plan_tails_equal_per_modality_tails(calibration: str, winsor_z: float) -> None:
     """For mixed enrolment, missing features and K > 1, plan tails == slow path tails."""
-    params = ScoringParams(calibration=calibration)  # type: ignore[arg-type]
+    params = ScoringParams(calibration=calibration,  # type: ignore[arg-type]
+                           winsor_z=winsor_z)
     rng = np.random.default_rng(0)
     profile = Profile(params=params)
     for i in range(30):

@@ -8,8 +8,20 @@ while fewer than ``params.max_components`` exist; otherwise it updates the neare
 
 Distances are *predictive*: each component's covariance is inflated by
 ``1 + 1/n_eff`` for the uncertainty of its estimated mean, which matters while a
-component has few windows.  Works on any vector, not only v1 features: the keystroke
-benchmark feeds 31-dimensional timing vectors into this same class.
+component has few windows.
+
+Distances can be *winsorised* (``params.winsor_z``, e.g. 3): each observed feature's
+deviation from a component's mean is clipped to ``±winsor_z`` of that component's
+predictive standard deviation before the Mahalanobis distance, ``r_c = σ·clip(r/σ)``,
+``d² = r_cᵀ Σ⁻¹ r_c``.  One heavy-tailed feature (a single hesitation in a key
+latency) then adds at most about ``winsor_z²`` instead of dominating the distance.
+A learned window is clipped the same way toward the component it updates (a robust
+online update); a window that spawns a new component is learned as it is, and
+whether a window is far enough to spawn one is judged on its unclipped distance.
+Off by default (``winsor_z = 0``; see :class:`~sidecar.scoring.params.ScoringParams`).
+
+Works on any vector, not only v1 features: the keystroke benchmark feeds its
+repetition vectors (37–82 dimensions) into this same class.
 """
 
 from __future__ import annotations
@@ -30,6 +42,12 @@ from sidecar.scoring.estimator import BoolArray, FloatArray, OnlineShrunkGaussia
 from sidecar.scoring.params import ScoringParams
 
 
+def _clip(u: FloatArray, bound: float) -> FloatArray:
+    """Clip ``u`` to ``[-bound, bound]`` in place (winsorising); returns it."""
+    np.clip(u, -bound, bound, out=u)
+    return u
+
+
 class NotFittedError(ValueError):
     """The model has not learned any window yet, so it cannot score."""
 
@@ -47,6 +65,11 @@ class WhiteningStack:
     b: FloatArray  # (Σ r_k,)
     starts: list[int]  # (K,) row offset of each component
     df: int
+    center: FloatArray  # (K·df,) component means at the observed features, stacked
+    sd: FloatArray  # (K·df,) predictive standard deviations, same order
+    w: FloatArray  # (Σ r_k, K·df) block diagonal: component k's rows are A_k·diag(sd_k)
+    """Winsorised form: ``u = clip((tile(x_o, K) − center) / sd, ±z)``, ``y = w·u``;
+    without clipping ``w·u = A·x_o − b``."""
 
 
 class ModalityModel:
@@ -74,7 +97,10 @@ class ModalityModel:
         self.components_: list[OnlineShrunkGaussian] = []
         self.sketch_ = GenuineSketch(self.params.sketch_size)
         self.n_seen_ = 0
+        self._winsor = float(self.params.winsor_z)
         self._stacks: dict[bytes, WhiteningStack] = {}
+        self.plan_blocks: dict[bytes, tuple[object, object]] = {}
+        """Compiled plan blocks per mask (a cache for :mod:`.plan`), dropped with the stacks."""
 
     @property
     def prior_variance_(self) -> FloatArray:
@@ -91,6 +117,7 @@ class ModalityModel:
     def invalidate(self) -> None:
         """Drop cached whitening stacks (after any change to the components)."""
         self._stacks = {}
+        self.plan_blocks = {}
 
     # -- distances ------------------------------------------------------------------
     def _observed(self, mask: ArrayLike | None) -> BoolArray | None:
@@ -121,6 +148,8 @@ class ModalityModel:
     def _build_stack(self, obs: BoolArray | None) -> WhiteningStack:
         blocks_a: list[FloatArray] = []
         blocks_b: list[FloatArray] = []
+        centers: list[FloatArray] = []
+        sds: list[FloatArray] = []
         starts: list[int] = []
         row = 0
         for comp in self.components_:
@@ -129,20 +158,46 @@ class ModalityModel:
             f = 1.0 / math.sqrt(1.0 + 1.0 / max(comp.n_effective_, 1.0))
             blocks_a.append(a * f)
             blocks_b.append(b * f)
+            var = np.diagonal(comp.covariance_)
+            mu = comp.location_
+            if obs is not None:
+                var, mu = var[obs], mu[obs]
+            centers.append(mu)
+            sds.append(np.sqrt(var) / f)
             starts.append(row)
             row += a.shape[0]
         df = self.dim if obs is None else int(obs.sum())
+        w = np.zeros((row, df * len(blocks_a)))
+        for k, (a, sd) in enumerate(zip(blocks_a, sds, strict=True)):
+            end = starts[k] + a.shape[0]
+            w[starts[k]:end, k * df:(k + 1) * df] = a * sd
         return WhiteningStack(observed=obs, a=np.ascontiguousarray(np.vstack(blocks_a)),
-                              b=np.concatenate(blocks_b), starts=starts, df=df)
+                              b=np.concatenate(blocks_b), starts=starts, df=df,
+                              center=np.concatenate(centers), sd=np.concatenate(sds), w=w)
 
     def _distances(self, x: FloatArray, st: WhiteningStack) -> FloatArray:
-        """Squared predictive distances (K,) of ``x`` (d,) to every component."""
+        """Squared predictive (winsorised) distances (K,) of ``x`` (d,) to every component."""
+        xo = x if st.observed is None else x[st.observed]
+        if self._winsor > 0:
+            u = np.tile(xo, len(st.starts))
+            u -= st.center
+            u /= st.sd
+            _clip(u, self._winsor)
+            y = st.w @ u
+        else:
+            y = st.a @ xo
+            y -= st.b
+        y *= y
+        if len(st.starts) == 1:
+            return np.array([y.sum()])
+        return np.add.reduceat(y, st.starts)
+
+    def _full_distances(self, x: FloatArray, st: WhiteningStack) -> FloatArray:
+        """Squared predictive distances (K,) without winsorising."""
         xo = x if st.observed is None else x[st.observed]
         y = st.a @ xo
         y -= st.b
         y *= y
-        if len(st.starts) == 1:
-            return np.array([y.sum()])
         return np.add.reduceat(y, st.starts)
 
     def squared_mahalanobis(self, x: ArrayLike, mask: ArrayLike | None = None) -> float:
@@ -165,6 +220,17 @@ class ModalityModel:
         return score_from_tail(self.tail(x, mask))
 
     # -- learning -------------------------------------------------------------------
+    def _winsorised(self, xf: FloatArray, st: WhiteningStack, k: int) -> FloatArray:
+        """``xf`` with its observed features clipped toward component ``k`` (a copy)."""
+        sl = slice(k * st.df, (k + 1) * st.df)
+        center, sd = st.center[sl], st.sd[sl]
+        lim = self._winsor
+        if st.observed is None:
+            return center + _clip((xf - center) / sd, lim) * sd
+        out = xf.copy()
+        out[st.observed] = center + _clip((xf[st.observed] - center) / sd, lim) * sd
+        return out
+
     def learn_one(self, x: ArrayLike, mask: ArrayLike | None = None) -> None:
         """Learn a trusted window: update the nearest component, or spawn a new one."""
         xf = np.asarray(x, dtype=np.float64).reshape(self.dim)
@@ -177,13 +243,18 @@ class ModalityModel:
             d2s = self._distances(xf, st)
             j = int(d2s.argmin())
             d2 = float(d2s[j])
-            far = chi2_tail(d2 / self.sketch_.scale(), st.df) < self.params.spawn_tail
+            # Is this another behaviour mode?  Judged on the full (unclipped) distance:
+            # a mode shows in every feature, which winsorising would hide.
+            full = d2 if self._winsor == 0 else float(self._full_distances(xf, st).min())
+            far = chi2_tail(full / self.sketch_.scale(), st.df) < self.params.spawn_tail
             if far and len(self.components_) < self.params.max_components:
                 comp = self.new_component()
                 self.components_.append(comp)
             else:
                 comp = self.components_[j]
                 self.sketch_.add(d2, st.df)
+                if self._winsor > 0:
+                    xf = self._winsorised(xf, st, j)
         comp.learn_one(xf, obs)
         self.n_seen_ += 1
         self.invalidate()

@@ -30,6 +30,7 @@ DEFAULT_DYNAMIC_QUANTILE: Final = 0.95
 DEFAULT_T1_CAP: Final = 0.65
 DEFAULT_CALIBRATION: Final[Calibration] = "scaled_chi2"
 DEFAULT_SKETCH_SIZE: Final = 64
+DEFAULT_WINSOR_Z: Final = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,14 @@ class ScoringParams:
     """Squared distance → tail probability: ``chi2``, ``scaled_chi2`` or ``empirical``."""
     sketch_size: int = DEFAULT_SKETCH_SIZE
     """Genuine distances kept per modality model for the calibration."""
+    winsor_z: float = DEFAULT_WINSOR_Z
+    """Winsorising of user models: each observed feature's deviation from a component's
+    mean is clipped to ``±winsor_z`` of that component's predictive standard deviation
+    before the Mahalanobis distance, when scoring and when learning (``0``: off, the
+    default).  One feature far out (a single hesitation) then cannot dominate the
+    distance: it helps on heavy-tailed, high-dimensional vectors (per-key latencies),
+    but it caps the distance of the low-dimensional v1 modalities and moves their tiers
+    (see docs/scoring.md), so it is off for the sidecar."""
 
     def __post_init__(self) -> None:
         if not (self.half_life_windows > 0 and not math.isnan(self.half_life_windows)):
@@ -107,6 +116,8 @@ class ScoringParams:
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
         _int_at_least("sketch_size", self.sketch_size, 4)
+        if not (math.isfinite(self.winsor_z) and (self.winsor_z == 0 or self.winsor_z >= 1)):
+            raise ValueError("winsor_z must be 0 (off) or a finite value >= 1")
 
 
 def _int_at_least(name: str, value: int, lo: int) -> None:

@@ -21,28 +21,115 @@ serialised.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Final
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from scipy.special import gammaincc
 
 from sidecar.scoring.calibration import GenuineSketch, calibrated_tail, chi2_scale, chi2_tail
-from sidecar.scoring.estimator import FloatArray
+from sidecar.scoring.estimator import BoolArray, FloatArray
 from sidecar.scoring.modality_model import ModalityModel
 from sidecar.scoring.params import ScoringParams
-from sidecar.scoring.population import SIGNATURE_BITS, PopulationModel
+from sidecar.scoring.population import SIGNATURE_BITS, ModalityPrior, PopulationModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from numpy.typing import NDArray
+
+    IntArray = NDArray[np.intp]
 
 MAX_CACHED_PLANS: Final = 32
 _FIELD: Final = (1 << SIGNATURE_BITS) - 1
 
 
-class ScoringPlan:
-    """Block whitening for one signature: ``A`` (R, C), ``b`` (R,), row/component offsets."""
+@cache
+def _mask(bits: int, d: int) -> BoolArray:
+    """The feature mask (d,) of one modality's signature bits (shared, read only)."""
+    mask = np.array([(bits >> j) & 1 for j in range(d)], dtype=bool)
+    mask.flags.writeable = False
+    return mask
 
-    __slots__ = ("_checks", "_entries", "_half_df", "_half_inv_scale", "a", "b",
-                 "comp_starts", "enrolled", "method", "mod_starts", "names", "params",
-                 "population", "sig")
+
+def _offsets(sizes: list[int]) -> list[int]:
+    out, pos = [], 0
+    for n in sizes:
+        out.append(pos)
+        pos += n
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanBlock:
+    """One modality's part of a plan, for one model state and one feature mask.
+
+    In the window's *transformed* units ``t`` (the robust scaling is folded in):
+    ``u = clip(t[gather]·g − h, ±bound)`` is each component's standardised deviation
+    (tiled once per component), ``y = w·u`` the whitened residuals; component ``k``'s
+    rows start at ``starts[k]``.  Population blocks have one component, mean 0 and
+    ``bound = inf`` (never winsorised).
+    """
+
+    df: int
+    gather: IntArray  # (U,) index into the modality's df observed values
+    g: FloatArray  # (U,)
+    h: FloatArray  # (U,)
+    bound: float
+    w: FloatArray  # (R, U)
+    starts: tuple[int, ...]  # (K,)
+    sketch: GenuineSketch | None  # None: population (plain chi-square)
+
+
+def user_block(model: ModalityModel, mask: BoolArray, prior: ModalityPrior) -> PlanBlock:
+    """The block of a user's (enrolled) model for ``mask`` (cached on the model)."""
+    key = mask.tobytes()
+    hit = model.plan_blocks.get(key)
+    if hit is None or hit[0] is not prior:
+        st = model.stack(mask)
+        k = len(st.starts)
+        inv = np.tile(1.0 / prior.scale[mask], k)
+        zloc = np.tile(prior.location[mask], k) * inv
+        # z = (t − loc)·inv;  u = (z − center) / sd = t·(inv/sd) − (loc·inv + center)/sd
+        g = inv / st.sd
+        h = (zloc + st.center) / st.sd
+        bound = model.params.winsor_z or math.inf
+        block = PlanBlock(st.df, np.tile(np.arange(st.df), k), g, h, bound, st.w,
+                          tuple(st.starts), model.sketch_)
+        model.plan_blocks[key] = (prior, block)
+        return block
+    cached = hit[1]
+    assert isinstance(cached, PlanBlock)
+    return cached
+
+
+def population_block(prior: ModalityPrior, mask: BoolArray) -> PlanBlock:
+    """The population's block for ``mask`` (cached on the prior)."""
+    key = mask.tobytes()
+    block = prior.plan_blocks.get(key)
+    if block is None:
+        _, a, df = prior.whitening(mask)
+        inv = 1.0 / prior.scale[mask]
+        block = PlanBlock(df, np.arange(df), inv, prior.location[mask] * inv, math.inf,
+                          a, (0,), None)
+        prior.plan_blocks[key] = block
+    assert isinstance(block, PlanBlock)
+    return block
+
+
+class ScoringPlan:
+    """Block whitening for one signature: the modalities' :class:`PlanBlock` side by side.
+
+    Without winsorising (``winsor_z = 0``, or only population blocks) the blocks fold
+    into one ``A`` (R, C) and ``b`` (R,): ``y = A·t − b``.  With it, ``u`` (U,) is
+    gathered, scaled, shifted and clipped first, then ``y = W·u`` with ``W`` (R, U)
+    block diagonal.
+    """
+
+    __slots__ = ("_checks", "_entries", "_half_df", "_half_inv_scale", "a", "b", "bound",
+                 "comp_starts", "enrolled", "g", "gather", "h", "method", "mod_starts",
+                 "names", "neg_bound", "params", "population", "sig", "w")
 
     def __init__(self, sig: int, models: Mapping[str, ModalityModel],
                  population: PopulationModel, params: ScoringParams) -> None:
@@ -53,12 +140,8 @@ class ScoringPlan:
         self.population = population
         self.method = params.calibration
         names: list[str] = []
-        entries: list[tuple[int, GenuineSketch | None]] = []
         checks: list[tuple[str, ModalityModel | None, int]] = []
-        blocks: list[tuple[FloatArray, FloatArray]] = []
-        comp_starts: list[int] = []
-        mod_starts: list[int] = []
-        row = 0
+        blocks: list[PlanBlock] = []
         for i, (name, prior) in enumerate(population.modalities.items()):
             bits = (sig >> (SIGNATURE_BITS * i)) & _FIELD
             if not bits:
@@ -66,41 +149,52 @@ class ScoringPlan:
             d = prior.spec.dim
             if bits >> d:
                 raise ValueError("signature has bits beyond the modality's features")
-            mask = np.array([(bits >> j) & 1 for j in range(d)], dtype=bool)
-            df = int(mask.sum())
+            mask = _mask(bits, d)
             model = models.get(name)
             checks.append((name, model, -1 if model is None else model.n_seen_))
-            mod_starts.append(len(comp_starts))
             if model is not None and model.n_seen_ >= params.enroll_windows:
-                st = model.stack(mask)
-                a, b, starts = st.a, st.b, st.starts
-                entries.append((df, model.sketch_))
+                blocks.append(user_block(model, mask, prior))
             else:
-                _, a, _ = prior.whitening(mask)
-                b, starts = np.zeros(a.shape[0]), [0]
-                entries.append((df, None))
-            # Fold the robust scaling z = (t − loc)·inv into the block: A·z − b = A'·t − b'.
-            inv = 1.0 / prior.scale[mask]
-            a_t = a * inv
-            b_t = b + a_t @ prior.location[mask]
+                blocks.append(population_block(prior, mask))
             names.append(name)
-            comp_starts.extend(row + s for s in starts)
-            blocks.append((a_t, b_t))
-            row += a.shape[0]
-        cols = sum(a.shape[1] for a, _ in blocks)
-        big_a = np.zeros((row, cols))
-        big_b = np.zeros(row)
+        rows = sum(bl.w.shape[0] for bl in blocks)
+        width = sum(bl.w.shape[1] for bl in blocks)
+        w = np.zeros((rows, width))
+        comp_starts: list[int] = []
+        mod_starts: list[int] = []
         r = c = 0
-        for a, b in blocks:
-            big_a[r:r + a.shape[0], c:c + a.shape[1]] = a
-            big_b[r:r + a.shape[0]] = b
-            r += a.shape[0]
-            c += a.shape[1]
-        self.a = big_a
-        self.b = big_b
+        for bl in blocks:
+            mod_starts.append(len(comp_starts))
+            comp_starts.extend(r + s for s in bl.starts)
+            w[r:r + bl.w.shape[0], c:c + bl.w.shape[1]] = bl.w
+            r += bl.w.shape[0]
+            c += bl.w.shape[1]
+        gather = np.concatenate([bl.gather + off for bl, off in
+                                 zip(blocks, _offsets([bl.df for bl in blocks]), strict=True)])
+        g = np.concatenate([bl.g for bl in blocks])
+        h = np.concatenate([bl.h for bl in blocks])
+        if all(math.isinf(bl.bound) for bl in blocks):
+            # Nothing to clip: fold everything into y = A·t − b (one product).
+            cols = sum(bl.df for bl in blocks)
+            spread = np.zeros((width, cols))
+            spread[np.arange(width), gather] = g
+            self.a: FloatArray | None = w @ spread
+            self.b = w @ h
+            self.w: FloatArray | None = None
+            self.bound = self.neg_bound = np.zeros(0)
+        else:
+            self.a = None
+            self.b = h
+            self.w = w
+            self.bound = np.concatenate([np.full(bl.g.shape[0], bl.bound) for bl in blocks])
+            self.neg_bound = -self.bound
+        self.gather = gather
+        self.g = g
+        self.h = h
         self.comp_starts = comp_starts
         self.mod_starts = mod_starts if len(comp_starts) > len(mod_starts) else None
         self.names = tuple(names)
+        entries = [(bl.df, bl.sketch) for bl in blocks]
         self.enrolled = any(sk is not None for _, sk in entries)
         self._entries = tuple(entries)
         self._checks = tuple(checks)
@@ -127,8 +221,17 @@ class ScoringPlan:
     def tails(self, values: list[float]) -> list[float]:
         """Calibrated tail per modality (``names`` order) for the observed, transformed
         ``values`` (C,) from :func:`~sidecar.scoring.normalise.transform_window`."""
-        y = self.a @ np.array(values)
-        y -= self.b
+        if self.a is not None:
+            y = self.a @ np.array(values)
+            y -= self.b
+        else:
+            assert self.w is not None
+            u = np.array(values)[self.gather]
+            u *= self.g
+            u -= self.h
+            np.minimum(u, self.bound, out=u)
+            np.maximum(u, self.neg_bound, out=u)
+            y = self.w @ u
         y *= y
         d2 = np.add.reduceat(y, self.comp_starts)
         if self.mod_starts is not None:

@@ -151,6 +151,8 @@ class ModalityPrior:
     within_variance: FloatArray  # (d,) prior variance of a user model, normalised space
     covariance: FloatArray  # (d, d) between-human covariance, normalised space
     _whiten: dict[bytes, tuple[BoolArray | None, FloatArray, int]] = field(default_factory=dict)
+    plan_blocks: dict[bytes, object] = field(default_factory=dict)
+    """Compiled plan blocks per mask (a cache for :mod:`.plan`)."""
 
     def whitening(self, mask: BoolArray) -> tuple[BoolArray | None, FloatArray, int]:
         """``(observed or None, A, df)`` with ``d² = ‖A·x_o‖²`` for ``mask`` (d,) (cached)."""
