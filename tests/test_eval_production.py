@@ -7,7 +7,12 @@ import pytest
 
 from sidecar.eval.metrics import eer
 from sidecar.eval.mobikey import Column
-from sidecar.eval.production import ProductionDetector, RobustScaler
+from sidecar.eval.production import (
+    AdaptiveProductionDetector,
+    ProductionDetector,
+    RobustScaler,
+    production_factory,
+)
 from sidecar.scoring import ScoringParams
 
 COLUMNS = (Column("hold", "log", 1.0), Column("ud", "linear"))
@@ -57,3 +62,26 @@ def test_production_detector_must_be_fitted() -> None:
     """Scoring before fit is an error."""
     with pytest.raises(RuntimeError):
         ProductionDetector(COLUMNS, ScoringParams()).score(np.zeros((1, 2)))
+
+
+def test_adaptive_detector_learns_learnable_genuine_tests_and_never_impostors() -> None:
+    """score_stream: genuine tests learned when learnable; every impostor scored once,
+    against the model states of the genuine stream, and never learned."""
+    rng = np.random.default_rng(1)
+    cols = tuple(Column(f"H.{i}", "log", 1.0) for i in range(6))
+    user = rng.uniform(80, 160, 6)
+    train = user * rng.lognormal(0, 0.1, (20, 6))
+    genuine = user * rng.lognormal(0, 0.1, (15, 6))
+    impostor = user * rng.uniform(0.6, 1.4, 6) * rng.lognormal(0, 0.1, (40, 6))
+    det = production_factory(ScoringParams(), adaptive=True)(cols).fit(train)
+    assert isinstance(det, AdaptiveProductionDetector)
+    assert det.model_ is not None
+    g, i = det.score_stream(genuine, impostor)
+    assert g.shape == (15,) and i.shape == (40,)
+    assert det.model_.n_seen_ == 20 + det.learned_
+    assert det.learned_ == int(np.sum(g < ScoringParams().learn_max_score)) > 10
+    # The first genuine test and the impostors scored before it see the trained model.
+    static = ProductionDetector(cols, ScoringParams()).fit(train)
+    assert g[0] == pytest.approx(static.score(genuine[:1])[0])
+    assert i[0] == pytest.approx(static.score(impostor[:1])[0])
+    assert i[15] == pytest.approx(static.score(impostor[15:16])[0])

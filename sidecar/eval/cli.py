@@ -64,7 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     k.add_argument("--detectors", type=_csv, metavar="LIST",
                    help="comma-separated detectors (default: all): euclidean, manhattan, "
                         "scaled-manhattan, mahalanobis, nn-mahalanobis, outlier-count, "
-                        "kmeans, bioshard")
+                        "kmeans, bioshard, bioshard-adaptive (the production scorer learning the "
+                        "genuine tests it finds learnable, as the sidecar does)")
     k.add_argument("--feature-sets", type=_csv, default=["timing", "first", "second", "all"],
                    metavar="LIST",
                    help="comma-separated feature sets: timing, first, second, all "

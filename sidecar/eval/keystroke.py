@@ -11,6 +11,10 @@ Per password and per subject (repetitions with corrections dropped, see
 * per subject: EER and zero-miss false-alarm rate; then mean and standard
   deviation (n − 1) over subjects.
 
+A detector with a ``score_stream(genuine, impostor)`` method (the adaptive variant of
+the production scorer) gets both test sets at once, in order, and may learn between
+scores; every other detector is frozen after ``fit``.
+
 A subject with fewer than ``min_repetitions`` clean repetitions of a password is
 left out of that password (and counted).
 """
@@ -159,8 +163,12 @@ def _evaluate_subject(factory: DetectorFactory, columns: Sequence[Column], subje
                       own: FloatArray, impostor: FloatArray) -> SubjectResult:
     n_train = own.shape[0] // 2
     detector = factory(columns).fit(own[:n_train])
-    genuine = detector.score(own[n_train:])
-    imp = detector.score(impostor)
+    stream = getattr(detector, "score_stream", None)
+    if stream is not None:  # adaptive: learns genuine tests between scores
+        genuine, imp = stream(own[n_train:], impostor)
+    else:
+        genuine = detector.score(own[n_train:])
+        imp = detector.score(impostor)
     return SubjectResult(subject, n_train, genuine.size, imp.size, eer(genuine, imp),
                          zero_miss_false_alarm(genuine, imp), error_curve(genuine, imp))
 

@@ -19,7 +19,8 @@ from sidecar.eval.report import DET_GRID, keystroke_table, plot_det_grid
 Emit = Callable[[dict[str, Any], str, argparse.Namespace], None]
 
 PRODUCTION: str = "bioshard"
-ALL_DETECTORS: tuple[str, ...] = (*CLASSIC_DETECTORS, PRODUCTION)
+ADAPTIVE: str = "bioshard-adaptive"
+ALL_DETECTORS: tuple[str, ...] = (*CLASSIC_DETECTORS, PRODUCTION, ADAPTIVE)
 
 __all__ = ["ALL_DETECTORS", "run_keystroke_command"]
 
@@ -53,19 +54,22 @@ def run_keystroke_command(args: argparse.Namespace, emit: Emit) -> int:
     if args.subjects is not None and args.subjects < 2:
         raise UsageError("--subjects must be at least 2 (impostors are the other subjects)")
     detectors: dict[str, DetectorFactory] = {
-        n: _classic(n) for n in names if n != PRODUCTION}
+        n: _classic(n) for n in names if n not in (PRODUCTION, ADAPTIVE)}
     params_doc: dict[str, Any] | None = None
-    if PRODUCTION in names:
+    if PRODUCTION in names or ADAPTIVE in names:
         from sidecar.eval.cli import parse_scoring_params
         from sidecar.eval.production import production_factory
 
         params = parse_scoring_params(args.scoring_param)
         if not args.clip >= 0:
             raise UsageError("--clip must be >= 0")
-        detectors[PRODUCTION] = production_factory(params, clip=args.clip)
+        for name in names:
+            if name in (PRODUCTION, ADAPTIVE):
+                detectors[name] = production_factory(params, clip=args.clip,
+                                                     adaptive=name == ADAPTIVE)
         params_doc = {**dataclasses.asdict(params), "clip": args.clip}
     elif args.scoring_param:
-        raise UsageError("--scoring-param only applies to the bioshard detector")
+        raise UsageError("--scoring-param only applies to the bioshard detectors")
 
     reps = read_mobikey(args.dataset)
     labels = {p.label for p in find_passwords(reps).values()}

@@ -17,7 +17,9 @@ the same kind of normalisation the sidecar applies to v1 features:
    dominate the distance; see docs/eval.md for what it changes.
 
 Then every training vector goes through ``learn_one`` (all features observed) in
-chronological order, and every test vector through ``score_one``.  Nothing in
+chronological order, and every test vector through ``score_one``
+(:class:`AdaptiveProductionDetector`: the adaptive variant, which also learns the
+genuine tests it finds learnable, as the sidecar would).  Nothing in
 :mod:`sidecar.scoring` is re-implemented or changed here.
 """
 
@@ -38,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 MAD_TO_SIGMA: Final = 1.4826
 DEFAULT_CLIP: Final = 3.0
 
-__all__ = ["ProductionDetector", "RobustScaler", "production_factory"]
+__all__ = ["AdaptiveProductionDetector", "ProductionDetector", "RobustScaler",
+           "production_factory"]
 
 
 class RobustScaler:
@@ -109,10 +112,46 @@ class ProductionDetector:
         return np.array([self.model_.score_one(row, mask) for row in z], dtype=np.float64)
 
 
+class AdaptiveProductionDetector(ProductionDetector):
+    """The production scorer that keeps learning, as the sidecar does.
+
+    :meth:`score_stream` scores the genuine tests in chronological order and learns
+    each one right after scoring it when it is learnable (``score <
+    params.learn_max_score``, the sidecar's rule).  The impostor attempts are spread
+    evenly over the same model states — attempt ``j`` is scored just before genuine
+    test ``j mod n_genuine`` — and are never learned.
+    """
+
+    def score_stream(self, genuine: FloatArray, impostor: FloatArray,
+                     ) -> tuple[FloatArray, FloatArray]:
+        model = self.model_
+        if model is None:
+            raise RuntimeError("fit() first")
+        zg = self.scaler.transform(genuine)
+        zi = self.scaler.transform(impostor)
+        mask = np.ones(zg.shape[1], dtype=bool)
+        n = zg.shape[0]
+        g_scores = np.zeros(n)
+        i_scores = np.zeros(zi.shape[0])
+        limit = self.params.learn_max_score
+        self.learned_ = 0
+        for i in range(n):
+            for j in range(i, zi.shape[0], n):
+                i_scores[j] = model.score_one(zi[j], mask)
+            g_scores[i] = model.score_one(zg[i], mask)
+            if g_scores[i] < limit:
+                model.learn_one(zg[i], mask)
+                self.learned_ += 1
+        return g_scores, i_scores
+
+
 def production_factory(params: ScoringParams, *, clip: float = DEFAULT_CLIP,
-                       ) -> DetectorFactory:
-    """A keystroke :data:`~sidecar.eval.keystroke.DetectorFactory` for the production scorer."""
+                       adaptive: bool = False) -> DetectorFactory:
+    """A keystroke :data:`~sidecar.eval.keystroke.DetectorFactory` for the production scorer
+    (``adaptive``: :class:`AdaptiveProductionDetector`)."""
+    cls = AdaptiveProductionDetector if adaptive else ProductionDetector
+
     def factory(columns: Sequence[Column]) -> ProductionDetector:
-        return ProductionDetector(columns, params, clip=clip)
+        return cls(columns, params, clip=clip)
 
     return factory
