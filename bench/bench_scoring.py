@@ -5,8 +5,10 @@
     python bench/bench_scoring.py accuracy --users 40
 
 ``speed``: µs per ``score_window`` for a profile with keys + mouse + scroll enrolled
-and K = 3 components per modality, per ``Profile.from_bytes`` / ``to_bytes``, per
-``learn_window`` and for the first score after a load (plan build).  Wall time
+and K = 3 components per modality (plan cached; with ``winsor_z = 3``; and a plan miss:
+a signature not seen yet, the models' whitening already built), per
+``Profile.from_bytes`` / ``to_bytes``, per ``learn_window`` and for the first score
+after a load (every covariance, whitening and the plan built).  Wall time
 (``perf_counter``) and this thread's CPU time (``thread_time``, immune to other
 processes on a shared machine) are both printed.
 
@@ -90,9 +92,21 @@ def speed() -> None:
     def learn() -> None:
         learn_window(learn_target, window, 0.1, params)
 
+    def plan_miss() -> None:
+        # A signature this profile has not scored yet, its models' blocks already built.
+        profile.plans.clear()
+        score_window(profile, window, pop, params)
+
+    winsor = replace(params, winsor_z=3.0)
+    winsor_profile = Profile.from_bytes(blob, winsor)
+    score_window(winsor_profile, window, pop, winsor)
+
     rows = [
         ("score_window (keys+mouse+scroll, K=3)", lambda: score_window(profile, window, pop,
                                                                        params), 3000),
+        ("score_window, winsor_z=3", lambda: score_window(winsor_profile, window, pop,
+                                                          winsor), 3000),
+        ("score_window, plan miss (new signature)", plan_miss, 1000),
         ("Profile.from_bytes", lambda: Profile.from_bytes(blob, params), 1000),
         ("Profile.to_bytes", profile.to_bytes, 1000),
         ("from_bytes + first score_window", first_score, 300),

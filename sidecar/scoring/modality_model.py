@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.linalg.lapack import dpotrf, dtrtri
 
 from sidecar.scoring.calibration import (
     GenuineSketch,
@@ -46,6 +47,23 @@ def _clip(u: FloatArray, bound: float) -> FloatArray:
     """Clip ``u`` to ``[-bound, bound]`` in place (winsorising); returns it."""
     np.clip(u, -bound, bound, out=u)
     return u
+
+
+def _batched_whitening(covs: FloatArray) -> FloatArray | None:
+    """``L⁻¹`` (K, m, m) from the Cholesky factors of ``covs`` (K, m, m) (LAPACK
+    ``dpotrf`` + ``dtrtri``, the cheapest calls for these small matrices), or None when
+    one of them is not positive definite: the caller then falls back to
+    :func:`~sidecar.scoring.estimator.whitening_matrix` per component."""
+    out = np.empty_like(covs)
+    for k in range(covs.shape[0]):
+        chol, info = dpotrf(covs[k], lower=1, clean=1)
+        if info != 0:
+            return None
+        inv, info = dtrtri(chol, lower=1)
+        if info != 0:
+            return None
+        out[k] = inv
+    return out if np.isfinite(out).all() else None
 
 
 class NotFittedError(ValueError):
@@ -65,11 +83,11 @@ class WhiteningStack:
     b: FloatArray  # (Σ r_k,)
     starts: list[int]  # (K,) row offset of each component
     df: int
-    center: FloatArray  # (K·df,) component means at the observed features, stacked
-    sd: FloatArray  # (K·df,) predictive standard deviations, same order
-    w: FloatArray  # (Σ r_k, K·df) block diagonal: component k's rows are A_k·diag(sd_k)
-    """Winsorised form: ``u = clip((tile(x_o, K) − center) / sd, ±z)``, ``y = w·u``;
-    without clipping ``w·u = A·x_o − b``."""
+    # Winsorised form (only when params.winsor_z > 0, else None):
+    # u = clip((tile(x_o, K) − center) / sd, ±z), y = w·u; unclipped, w·u = A·x_o − b.
+    center: FloatArray | None  # (K·df,) component means at the observed features
+    sd: FloatArray | None  # (K·df,) predictive standard deviations, same order
+    w: FloatArray | None  # (Σ r_k, K·df) block diagonal: component k's rows A_k·diag(sd_k)
 
 
 class ModalityModel:
@@ -146,39 +164,51 @@ class ModalityModel:
         return st
 
     def _build_stack(self, obs: BoolArray | None) -> WhiteningStack:
-        blocks_a: list[FloatArray] = []
-        blocks_b: list[FloatArray] = []
-        centers: list[FloatArray] = []
-        sds: list[FloatArray] = []
-        starts: list[int] = []
-        row = 0
-        for comp in self.components_:
-            a, b = comp.whitening(obs)
-            # Predictive inflation: the component's mean is itself estimated.
-            f = 1.0 / math.sqrt(1.0 + 1.0 / max(comp.n_effective_, 1.0))
-            blocks_a.append(a * f)
-            blocks_b.append(b * f)
-            var = np.diagonal(comp.covariance_)
-            mu = comp.location_
-            if obs is not None:
-                var, mu = var[obs], mu[obs]
-            centers.append(mu)
-            sds.append(np.sqrt(var) / f)
-            starts.append(row)
-            row += a.shape[0]
+        comps = self.components_
+        k = len(comps)
         df = self.dim if obs is None else int(obs.sum())
-        w = np.zeros((row, df * len(blocks_a)))
-        for k, (a, sd) in enumerate(zip(blocks_a, sds, strict=True)):
-            end = starts[k] + a.shape[0]
-            w[starts[k]:end, k * df:(k + 1) * df] = a * sd
-        return WhiteningStack(observed=obs, a=np.ascontiguousarray(np.vstack(blocks_a)),
-                              b=np.concatenate(blocks_b), starts=starts, df=df,
-                              center=np.concatenate(centers), sd=np.concatenate(sds), w=w)
+        # Predictive inflation: each component's mean is itself estimated.
+        f = np.array([1.0 / math.sqrt(1.0 + 1.0 / max(c.n_effective_, 1.0)) for c in comps])
+        covs = np.array([c.covariance_ for c in comps])  # (K, d, d)
+        mus = np.array([c.location_ for c in comps])  # (K, d)
+        if obs is not None:
+            covs = covs[:, obs][:, :, obs]
+            mus = mus[:, obs]
+        inv = _batched_whitening(covs)
+        blocks_a: list[FloatArray]
+        if inv is not None:  # the normal case: every component positive definite
+            inv *= f[:, None, None]
+            blocks_a = list(inv)
+            a = inv.reshape(k * df, df)
+            b = np.matmul(inv, mus[:, :, None]).reshape(k * df)
+            starts = list(range(0, k * df, df))
+        else:
+            blocks_a, blocks_b, starts = [], [], []
+            row = 0
+            for comp, fk in zip(comps, f.tolist(), strict=True):
+                ak, bk = comp.whitening(obs)
+                blocks_a.append(ak * fk)
+                blocks_b.append(bk * fk)
+                starts.append(row)
+                row += ak.shape[0]
+            a = np.ascontiguousarray(np.vstack(blocks_a))
+            b = np.concatenate(blocks_b)
+        center = sd = w = None
+        if self._winsor > 0:
+            sds = np.sqrt(np.diagonal(covs, axis1=1, axis2=2)) / f[:, None]  # (K, df)
+            w = np.zeros((a.shape[0], k * df))
+            for j, (aj, sdj) in enumerate(zip(blocks_a, sds, strict=True)):
+                w[starts[j]:starts[j] + aj.shape[0], j * df:(j + 1) * df] = aj * sdj
+            center = mus.reshape(k * df)
+            sd = sds.reshape(k * df)
+        return WhiteningStack(observed=obs, a=a, b=b, starts=starts, df=df,
+                              center=center, sd=sd, w=w)
 
     def _distances(self, x: FloatArray, st: WhiteningStack) -> FloatArray:
         """Squared predictive (winsorised) distances (K,) of ``x`` (d,) to every component."""
         xo = x if st.observed is None else x[st.observed]
-        if self._winsor > 0:
+        if st.w is not None:
+            assert st.center is not None and st.sd is not None
             u = np.tile(xo, len(st.starts))
             u -= st.center
             u /= st.sd
@@ -222,6 +252,7 @@ class ModalityModel:
     # -- learning -------------------------------------------------------------------
     def _winsorised(self, xf: FloatArray, st: WhiteningStack, k: int) -> FloatArray:
         """``xf`` with its observed features clipped toward component ``k`` (a copy)."""
+        assert st.center is not None and st.sd is not None
         sl = slice(k * st.df, (k + 1) * st.df)
         center, sd = st.center[sl], st.sd[sl]
         lim = self._winsor

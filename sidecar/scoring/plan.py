@@ -53,83 +53,99 @@ def _mask(bits: int, d: int) -> BoolArray:
     return mask
 
 
-def _offsets(sizes: list[int]) -> list[int]:
-    out, pos = [], 0
-    for n in sizes:
-        out.append(pos)
-        pos += n
-    return out
+@dataclass(frozen=True, slots=True)
+class Winsorised:
+    """A block's winsorised form: ``u = clip(t[gather]·g − h, ±bound)``, ``y = w·u``.
+
+    ``u`` is each component's standardised deviation, the window's values tiled once per
+    component (``gather``), the robust scaling folded into ``g`` and ``h``.
+    """
+
+    gather: IntArray  # (U,) index into the modality's df observed values
+    g: FloatArray  # (U,)
+    h: FloatArray  # (U,)
+    bound: float
+    w: FloatArray  # (R, U) block diagonal
 
 
 @dataclass(frozen=True, slots=True)
 class PlanBlock:
     """One modality's part of a plan, for one model state and one feature mask.
 
-    In the window's *transformed* units ``t`` (the robust scaling is folded in):
-    ``u = clip(t[gather]·g − h, ±bound)`` is each component's standardised deviation
-    (tiled once per component), ``y = w·u`` the whitened residuals; component ``k``'s
-    rows start at ``starts[k]``.  Population blocks have one component, mean 0 and
-    ``bound = inf`` (never winsorised).
+    ``y = a·t − b`` (R,) are the whitened residuals of the modality's observed,
+    transformed values ``t`` (df,), the robust scaling folded in; component ``k``'s
+    rows start at ``starts[k]``.  ``winsorised``: the clipped form (user models with
+    ``winsor_z > 0``), which replaces ``a`` and ``b``.
     """
 
     df: int
-    gather: IntArray  # (U,) index into the modality's df observed values
-    g: FloatArray  # (U,)
-    h: FloatArray  # (U,)
-    bound: float
-    w: FloatArray  # (R, U)
+    a: FloatArray  # (R, df)
+    b: FloatArray  # (R,)
     starts: tuple[int, ...]  # (K,)
     sketch: GenuineSketch | None  # None: population (plain chi-square)
+    winsorised: Winsorised | None = None
 
 
 def user_block(model: ModalityModel, mask: BoolArray, prior: ModalityPrior) -> PlanBlock:
     """The block of a user's (enrolled) model for ``mask`` (cached on the model)."""
     key = mask.tobytes()
     hit = model.plan_blocks.get(key)
-    if hit is None or hit[0] is not prior:
-        st = model.stack(mask)
+    if hit is not None and hit[0] is prior:
+        cached = hit[1]
+        assert isinstance(cached, PlanBlock)
+        return cached
+    st = model.stack(mask)
+    inv = 1.0 / prior.scale[mask]
+    loc = prior.location[mask]
+    # Fold the robust scaling z = (t − loc)·inv into the block: A·z − b = A'·t − b'.
+    a = st.a * inv
+    b = st.b + a @ loc
+    win = None
+    if st.w is not None:
+        assert st.center is not None and st.sd is not None
         k = len(st.starts)
-        inv = np.tile(1.0 / prior.scale[mask], k)
-        zloc = np.tile(prior.location[mask], k) * inv
-        # z = (t − loc)·inv;  u = (z − center) / sd = t·(inv/sd) − (loc·inv + center)/sd
-        g = inv / st.sd
-        h = (zloc + st.center) / st.sd
-        bound = model.params.winsor_z or math.inf
-        block = PlanBlock(st.df, np.tile(np.arange(st.df), k), g, h, bound, st.w,
-                          tuple(st.starts), model.sketch_)
-        model.plan_blocks[key] = (prior, block)
-        return block
-    cached = hit[1]
-    assert isinstance(cached, PlanBlock)
-    return cached
+        inv_k = np.tile(inv, k)
+        # u = (z − center) / sd = t·(inv/sd) − (loc·inv + center)/sd
+        win = Winsorised(np.tile(np.arange(st.df), k), inv_k / st.sd,
+                         (np.tile(loc, k) * inv_k + st.center) / st.sd,
+                         model.params.winsor_z, st.w)
+    block = PlanBlock(st.df, a, b, tuple(st.starts), model.sketch_, win)
+    model.plan_blocks[key] = (prior, block)
+    return block
 
 
 def population_block(prior: ModalityPrior, mask: BoolArray) -> PlanBlock:
-    """The population's block for ``mask`` (cached on the prior)."""
+    """The population's block for ``mask`` (cached on the prior; never winsorised)."""
     key = mask.tobytes()
     block = prior.plan_blocks.get(key)
     if block is None:
-        _, a, df = prior.whitening(mask)
-        inv = 1.0 / prior.scale[mask]
-        block = PlanBlock(df, np.arange(df), inv, prior.location[mask] * inv, math.inf,
-                          a, (0,), None)
+        _, w, df = prior.whitening(mask)
+        a = w * (1.0 / prior.scale[mask])
+        block = PlanBlock(df, a, a @ prior.location[mask], (0,), None)
         prior.plan_blocks[key] = block
     assert isinstance(block, PlanBlock)
     return block
 
 
-class ScoringPlan:
-    """Block whitening for one signature: the modalities' :class:`PlanBlock` side by side.
+def _as_winsorised(block: PlanBlock) -> tuple[Winsorised, FloatArray | None]:
+    """The block in winsorised form, and the offset to subtract from ``y`` (or None)."""
+    if block.winsorised is not None:
+        return block.winsorised, None
+    ones = np.ones(block.df)
+    return Winsorised(np.arange(block.df), ones, np.zeros(block.df), math.inf, block.a), block.b
 
-    Without winsorising (``winsor_z = 0``, or only population blocks) the blocks fold
-    into one ``A`` (R, C) and ``b`` (R,): ``y = A·t − b``.  With it, ``u`` (U,) is
-    gathered, scaled, shifted and clipped first, then ``y = W·u`` with ``W`` (R, U)
-    block diagonal.
+
+class ScoringPlan:
+    """The modalities' :class:`PlanBlock` side by side, for one signature.
+
+    Without winsorising the blocks make one ``A`` (R, C) and ``b`` (R,):
+    ``y = A·t − b``.  With it, ``u`` (U,) is gathered, scaled, shifted and clipped
+    first, then ``y = W·u − offset`` with ``W`` (R, U) block diagonal.
     """
 
     __slots__ = ("_checks", "_entries", "_half_df", "_half_inv_scale", "a", "b", "bound",
                  "comp_starts", "enrolled", "g", "gather", "h", "method", "mod_starts",
-                 "names", "neg_bound", "params", "population", "sig", "w")
+                 "names", "neg_bound", "offset", "params", "population", "sig", "w")
 
     def __init__(self, sig: int, models: Mapping[str, ModalityModel],
                  population: PopulationModel, params: ScoringParams) -> None:
@@ -157,37 +173,47 @@ class ScoringPlan:
             else:
                 blocks.append(population_block(prior, mask))
             names.append(name)
-        rows = sum(bl.w.shape[0] for bl in blocks)
-        width = sum(bl.w.shape[1] for bl in blocks)
-        w = np.zeros((rows, width))
         comp_starts: list[int] = []
         mod_starts: list[int] = []
-        r = c = 0
+        r = 0
         for bl in blocks:
             mod_starts.append(len(comp_starts))
             comp_starts.extend(r + s for s in bl.starts)
-            w[r:r + bl.w.shape[0], c:c + bl.w.shape[1]] = bl.w
-            r += bl.w.shape[0]
-            c += bl.w.shape[1]
-        gather = np.concatenate([bl.gather + off for bl, off in
-                                 zip(blocks, _offsets([bl.df for bl in blocks]), strict=True)])
-        g = np.concatenate([bl.g for bl in blocks])
-        h = np.concatenate([bl.h for bl in blocks])
-        if all(math.isinf(bl.bound) for bl in blocks):
-            # Nothing to clip: fold everything into y = A·t − b (one product).
-            cols = sum(bl.df for bl in blocks)
-            spread = np.zeros((width, cols))
-            spread[np.arange(width), gather] = g
-            self.a: FloatArray | None = w @ spread
-            self.b = w @ h
-            self.w: FloatArray | None = None
-            self.bound = self.neg_bound = np.zeros(0)
+            r += bl.a.shape[0]
+        self.w: FloatArray | None = None
+        self.offset: FloatArray | None = None
+        if all(bl.winsorised is None for bl in blocks):
+            big_a = np.zeros((r, sum(bl.df for bl in blocks)))
+            r = c = 0
+            for bl in blocks:
+                big_a[r:r + bl.a.shape[0], c:c + bl.df] = bl.a
+                r += bl.a.shape[0]
+                c += bl.df
+            self.a: FloatArray | None = big_a
+            self.b = np.concatenate([bl.b for bl in blocks])
+            gather = g = h = self.bound = self.neg_bound = np.zeros(0)
         else:
+            forms = [_as_winsorised(bl) for bl in blocks]
+            w = np.zeros((r, sum(f.w.shape[1] for f, _ in forms)))
+            r = c = col = 0
+            gathers = []
+            for bl, (f, _) in zip(blocks, forms, strict=True):
+                w[r:r + f.w.shape[0], c:c + f.w.shape[1]] = f.w
+                gathers.append(f.gather + col)
+                r += f.w.shape[0]
+                c += f.w.shape[1]
+                col += bl.df
             self.a = None
-            self.b = h
+            self.b = np.zeros(0)
             self.w = w
-            self.bound = np.concatenate([np.full(bl.g.shape[0], bl.bound) for bl in blocks])
+            gather = np.concatenate(gathers)
+            g = np.concatenate([f.g for f, _ in forms])
+            h = np.concatenate([f.h for f, _ in forms])
+            self.bound = np.concatenate([np.full(f.g.shape[0], f.bound) for f, _ in forms])
             self.neg_bound = -self.bound
+            if any(off is not None for _, off in forms):
+                self.offset = np.concatenate([np.zeros(f.w.shape[0]) if off is None else off
+                                              for f, off in forms])
         self.gather = gather
         self.g = g
         self.h = h
@@ -232,6 +258,8 @@ class ScoringPlan:
             np.minimum(u, self.bound, out=u)
             np.maximum(u, self.neg_bound, out=u)
             y = self.w @ u
+            if self.offset is not None:
+                y -= self.offset
         y *= y
         d2 = np.add.reduceat(y, self.comp_starts)
         if self.mod_starts is not None:
