@@ -25,24 +25,64 @@ K = TypeVar("K", str, int)
 EXT_AUTHZ_OUTCOMES: Final = ("ok", "denied", "error", "failure_mode_allowed", "disabled")
 
 
-def cpu_us(pid: int) -> float:
-    """CPU time (user + system, all threads) the process has used so far, in µs."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        stat = f.read()
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (bioshard's learning process, say)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children", encoding="ascii") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def _own_cpu_us(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            stat = f.read()
+    except FileNotFoundError:  # a child that ended between listing and reading
+        return 0.0
     fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) * 1e6 / _CLK_TCK
 
 
-def memory_kib(pid: int) -> tuple[int, int]:
-    """``(VmRSS, VmHWM)`` of the process in KiB."""
+def cpu_us(pid: int) -> float:
+    """CPU time (user + system, all threads) used so far by the process and its live
+    descendants, in µs: bioshard's learning process counts as bioshard's cost."""
+    return sum(_own_cpu_us(p) for p in descendants(pid))
+
+
+def _own_memory_kib(pid: int) -> tuple[int, int]:
     values = {"VmRSS": 0, "VmHWM": 0}
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in values:
-                values[key] = int(rest.split()[0])
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] = int(rest.split()[0])
+    except FileNotFoundError:
+        pass
     return values["VmRSS"], values["VmHWM"]
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """``(VmRSS, VmHWM)`` in KiB, summed over the process and its live descendants (the
+    peak is the sum of each process's own peak, an upper bound)."""
+    rss = hwm = 0
+    for p in descendants(pid):
+        r, h = _own_memory_kib(p)
+        rss += r
+        hwm += h
+    return rss, hwm
 
 
 def http_text(url: str, timeout: float = 5.0) -> str:
