@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -39,6 +40,10 @@ Job = tuple[bytes | None, int, Sequence[tuple[Telemetry, float]]]
 #: the bytes, and the next Check need not read the store).
 Learned = tuple[bytes, Profile]
 
+#: Learning is background work: the child yields the CPU to the serving process (and to
+#: Envoy) when the cores are busy, e.g. during a burst of learning after a restart.
+CHILD_NICENESS: Final = 10
+
 #: How long a batch may take in the child before it is presumed hung and replaced.
 BATCH_TIMEOUT_S: Final = 30.0
 
@@ -54,7 +59,9 @@ def learn_bytes(old: bytes | None, created_ms: int, items: Sequence[tuple[Teleme
 
 
 def _child(conn: Connection, population: PopulationModel) -> None:  # pragma: no cover - child
-    """The child's loop: ``(params, jobs)`` in, a list of new bytes (or errors) out."""
+    """The child's loop: ``(params, jobs)`` in, a list of results (or errors) out."""
+    with contextlib.suppress(OSError):  # background work: the serving process comes first
+        os.nice(CHILD_NICENESS)
     while True:
         try:
             msg = conn.recv()
