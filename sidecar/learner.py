@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Users per round trip to the learning process.
 WORKER_CHUNK: Final = 32
+#: Due windows the learner thread takes off the queue at a time.
+TAKE_LIMIT: Final = 8 * WORKER_CHUNK
 
 
 @dataclass(order=True, slots=True)
@@ -206,10 +208,12 @@ class Learner:
         batch = self._take(time.monotonic() if not all_pending else float("inf"))
         return self._apply(batch)
 
-    def _take(self, now: float) -> list[_Pending]:
+    def _take(self, now: float, limit: int | None = None) -> list[_Pending]:
+        """Pop the windows due at ``now`` (at most ``limit`` of them)."""
         with self._cv:
             batch: list[_Pending] = []
-            while self._heap and self._heap[0].due <= now:
+            while self._heap and self._heap[0].due <= now and (
+                    limit is None or len(batch) < limit):
                 p = heapq.heappop(self._heap)
                 if self._by_decision.get(p.decision_id) is p:
                     del self._by_decision[p.decision_id]
@@ -226,7 +230,9 @@ class Learner:
                     self._cv.wait(timeout=timeout)
                 if self._stopping:
                     return
-            self._apply(self._take(time.monotonic()))
+            # A bounded batch: Check's remember() waits for this lock meanwhile, and a
+            # backlog (a burst of traffic after a restart) is worked off in slices.
+            self._apply(self._take(time.monotonic(), TAKE_LIMIT))
 
     def _apply(self, batch: list[_Pending]) -> int:
         by_user: dict[str, list[_Pending]] = {}

@@ -161,3 +161,23 @@ def test_corrupt_profile_is_counted_not_overwritten(tmp_path: Path,
         assert "ed" not in caplog.text.split()
     finally:
         p.close()
+
+
+def test_backlog_is_applied_in_slices(tmp_path: Path) -> None:
+    """A backlog larger than one slice (a burst after a restart) is all learned by the thread."""
+    from sidecar.learner import TAKE_LIMIT
+
+    p = make_pipeline(tmp_path, BIOSHARD_LEARN_WORKER="true")
+    p.start()
+    try:
+        n = 2 * TAKE_LIMIT + 5
+        window = decode(windows(6, 1)[0])
+        for i in range(n):
+            p.learner.remember(f"d{i}", p.pseudonym(f"user-{i}"), window, 0.1, True)
+        deadline = time.monotonic() + 60
+        while p.learner.applied < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.learner.applied == n and p.learner.failures == 0
+        assert p.store.count() == n
+    finally:
+        p.close()
