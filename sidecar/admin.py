@@ -230,7 +230,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             store_ok = False
         body = {"status": "ok" if store_ok else "degraded", "store": store_ok,
-                "learner_pending": p.learner.pending, "profiles_cached": len(p.cache)}
+                "learner_pending": p.learner.pending, "profiles_cached": len(p.cache),
+                "learner": {"applied": p.learner.applied, "failures": p.learner.failures,
+                            "worker_pid": p.learner.worker_pid,
+                            "worker_restarts": p.learner.worker_restarts}}
         self._send(HTTPStatus.OK if store_ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
     def _profile_get(self, user: str) -> None:

@@ -11,29 +11,33 @@ feedback, the deletion cut, and the store's atomic update — and only ships
 The child sees plaintext profiles (it runs under the same user, from the same
 package, and never writes anything); keys, pseudonyms and the store stay in the parent.
 A child that dies or hangs is replaced, and the batch is computed in the parent, so
-learning is never lost to a worker failure.
+learning is never lost to a worker failure.  Its niceness is 10: when the cores are
+busy, serving comes first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Final
 
 from sidecar.scoring import PopulationModel, Profile, ScoringParams, learn_window
-from sidecar.telemetry import Telemetry
+from sidecar.telemetry import decode
 
 log = logging.getLogger(__name__)
 
 #: One user's learning job: the stored profile bytes (``None``: no profile yet), when a
-#: new profile would be created (ms), and the windows with the scores they were given.
-Job = tuple[bytes | None, int, Sequence[tuple[Telemetry, float]]]
+#: new profile would be created (ms), and the windows (v1 wire values, validated when
+#: they were scored) with the scores they were given.
+Job = tuple[bytes | None, int, Sequence[tuple[str, float]]]
 
 #: A job's result: the new profile bytes (for the store) and the same profile as an
 #: object, which the parent caches as it is (unpickling is ~2x cheaper than decoding
@@ -44,17 +48,22 @@ Learned = tuple[bytes, Profile]
 #: Envoy) when the cores are busy, e.g. during a burst of learning after a restart.
 CHILD_NICENESS: Final = 10
 
+#: After a failure the child is started again at the next batch after this long;
+#: meanwhile the learner thread computes (a child that cannot start never loops).
+RESTART_BACKOFF_S: Final = 10.0
+
 #: How long a batch may take in the child before it is presumed hung and replaced.
 BATCH_TIMEOUT_S: Final = 30.0
 
 
-def learn_bytes(old: bytes | None, created_ms: int, items: Sequence[tuple[Telemetry, float]],
+def learn_bytes(old: bytes | None, created_ms: int, items: Sequence[tuple[str, float]],
                 params: ScoringParams, population: PopulationModel) -> tuple[Profile, bytes]:
-    """Apply ``items`` to the profile encoded in ``old``: the new profile and its bytes."""
+    """Apply ``items`` (wire values and scores) to the profile encoded in ``old``: the
+    new profile and its bytes."""
     profile = (Profile.from_bytes(old, params) if old is not None
                else Profile(params=params, created_ms=created_ms))
-    for window, score in items:
-        learn_window(profile, window, score, params, population=population)
+    for value, score in items:
+        learn_window(profile, decode(value), score, params, population=population)
     return profile, profile.to_bytes()
 
 
@@ -84,38 +93,55 @@ def _child(conn: Connection, population: PopulationModel) -> None:  # pragma: no
 class LearnWorker:
     """A child process that turns ``(old bytes, windows)`` into a new profile.
 
+    The child is ``python -m sidecar.learn_worker FD``, a fresh interpreter on one end of
+    a socket pair: nothing of the serving process is inherited (no gRPC threads, no
+    keys, no ``__main__`` re-run as ``multiprocessing`` would do).
+
     :meth:`learn` is called by one thread at a time (the learner's).  Returns one entry
     per job: :data:`Learned`, or an error message string for a job that failed (a
-    corrupt profile, say).  Raises :class:`WorkerFailed` when the child died or hung; it has
-    been replaced by then.
+    corrupt profile, say).  Raises :class:`WorkerFailed` when the child died, hung or
+    cannot start; it is replaced at the next call, at most once per
+    :data:`RESTART_BACKOFF_S`.
     """
 
     def __init__(self, population: PopulationModel) -> None:
         self._population = population
-        self._ctx = multiprocessing.get_context("spawn")  # never fork a gRPC process
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._proc: BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._retry_at = 0.0
+        self._failed = False
+        self.restart_backoff_s = RESTART_BACKOFF_S
         self.restarts = 0
+        """Children started to replace one that failed."""
 
     def start(self) -> None:
         with self._lock:
             self._spawn()
 
     def _spawn(self) -> None:
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child, args=(child, self._population),
-                                 name="bioshard-learn", daemon=True)
-        proc.start()
-        child.close()
-        self._conn, self._proc = parent, proc
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            fd = theirs.fileno()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sidecar.learn_worker", str(fd)],
+                pass_fds=(fd,), stdin=subprocess.DEVNULL, close_fds=True)
+            conn = Connection(os.dup(ours.fileno()))
+        try:
+            conn.send(self._population)
+        except OSError:
+            proc.kill()
+            proc.wait()
+            conn.close()
+            raise
+        self._conn, self._proc = conn, proc
 
     def _kill(self) -> None:
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join(timeout=5)
+            self._proc.wait(timeout=5)
         self._conn = self._proc = None
 
     @property
@@ -125,21 +151,25 @@ class LearnWorker:
     def learn(self, jobs: Sequence[Job], params: ScoringParams, *,
               timeout_s: float = BATCH_TIMEOUT_S) -> list[Learned | str]:
         with self._lock:
-            if self._conn is None:
-                self._spawn()
-            assert self._conn is not None
             try:
+                if self._conn is None:
+                    if time.monotonic() < self._retry_at:
+                        raise WorkerFailed("learning process unavailable (restarting later)")
+                    self._spawn()
+                    self.restarts += self._failed
+                    self._failed = False
+                assert self._conn is not None
                 self._conn.send((params, list(jobs)))
                 if not self._conn.poll(timeout_s):
                     raise TimeoutError(f"no answer in {timeout_s:.0f} s")
                 out: list[Learned | str] = self._conn.recv()
+                if len(out) != len(jobs):
+                    raise TimeoutError("answer out of step")
             except (EOFError, OSError, TimeoutError) as exc:
                 self._kill()
-                self.restarts += 1
-                raise WorkerFailed(f"learning process failed ({exc}); restarted") from None
-            if len(out) != len(jobs):
-                self._kill()
-                raise WorkerFailed("learning process answered out of step; restarted")
+                self._failed = True
+                self._retry_at = time.monotonic() + self.restart_backoff_s
+                raise WorkerFailed(f"learning process failed ({exc})") from None
             return out
 
     def stop(self) -> None:
@@ -148,9 +178,26 @@ class LearnWorker:
                 with contextlib.suppress(OSError):
                     self._conn.send(None)
             if self._proc is not None:
-                self._proc.join(timeout=5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=5)
             self._kill()
 
 
 class WorkerFailed(RuntimeError):
     """The learning process died or hung (it has been replaced)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - the child
+    """``python -m sidecar.learn_worker FD``: serve the parent on socket ``FD``."""
+    args = sys.argv[1:] if argv is None else argv
+    conn = Connection(int(args[0]))
+    try:
+        population = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    _child(conn, population)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

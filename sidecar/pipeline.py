@@ -112,6 +112,12 @@ class Pipeline:
                                interval_s=settings.learn_interval_s, population=self.population,
                                worker=settings.learn_worker)
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bioshard-store")
+        learner = self.learner
+        for name, fn in (("bioshard_learner_applied", lambda: learner.applied),
+                         ("bioshard_learner_failures", lambda: learner.failures),
+                         ("bioshard_learner_worker_restarts", lambda: learner.worker_restarts),
+                         ("bioshard_profiles_cached", lambda: len(self.cache))):
+            self.metrics.gauge(name, fn)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -188,7 +194,7 @@ class Pipeline:
                                 detail=result.scripted or "")
         # 7. learning, off the hot path (queued; applied later by the learner thread)
         if pseudonym is not None:
-            self.learner.remember(decision_id, pseudonym, window, result.score,
+            self.learner.remember(decision_id, pseudonym, inp.telemetry, result.score,
                                   self._learnable(reason, result, profile, window, s))
         return decision
 

@@ -16,7 +16,7 @@ from sidecar.features import MODALITIES
 from sidecar.learn_worker import Job
 from sidecar.pipeline import AuthInput, Pipeline
 from sidecar.scoring import Persona, Profile, ScoringParams, synthetic_sid, synthetic_window
-from sidecar.telemetry import Telemetry, decode, encode_deflate
+from sidecar.telemetry import decode, encode_deflate
 
 
 def windows(seed: int, n: int) -> list[str]:
@@ -104,12 +104,15 @@ def test_killed_worker_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
         feed(p, "cy", values[:2])
         pid = p.learner.worker_pid
         assert pid is not None
+        assert p.learner._worker is not None
+        p.learner._worker.restart_backoff_s = 0.0
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
         feed(p, "cy", values[2:3])  # this batch is learned on the thread; the child restarts
         assert p.learner.applied == 3 and p.learner.failures == 0
         feed(p, "cy", values[3:])
         assert p.learner.worker_pid not in (None, pid)
+        assert p.learner._worker.restarts == 1
         assert p.learner.applied == 4
         assert counts(stored(p, "cy")) == learned_on_thread(tmp_path, "cy", values)
     finally:
@@ -151,9 +154,7 @@ def test_corrupt_profile_is_counted_not_overwritten(tmp_path: Path,
     try:
         pseudonym = p.pseudonym("ed")
         p.store.put(pseudonym, b"not a profile")
-        value = windows(5, 1)[0]
-        window: Telemetry = decode(value)
-        p.learner.remember("d1", pseudonym, window, 0.1, True)
+        p.learner.remember("d1", pseudonym, windows(5, 1)[0], 0.1, True)
         assert p.learner.flush() == 0
         assert p.learner.failures == 1
         assert p.store.get(pseudonym) == b"not a profile"
@@ -171,7 +172,7 @@ def test_backlog_is_applied_in_slices(tmp_path: Path) -> None:
     p.start()
     try:
         n = 2 * TAKE_LIMIT + 5
-        window = decode(windows(6, 1)[0])
+        window = windows(6, 1)[0]
         for i in range(n):
             p.learner.remember(f"d{i}", p.pseudonym(f"user-{i}"), window, 0.1, True)
         deadline = time.monotonic() + 60
