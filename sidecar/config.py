@@ -71,6 +71,7 @@ class Settings:
     workers: int = 8
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0
+    gc_full_interval_s: float = 0.0
     replay_sessions: int = 200_000
     tier3_action: str = "route"
     log_level: str = "INFO"
@@ -86,7 +87,7 @@ class Settings:
 _INT_FIELDS: Final = {"deadline_ms", "envoy_timeout_ms", "workers", "cache_size",
                       "replay_sessions", "learn_strict_after"}
 _FLOAT_FIELDS: Final = {"max_telemetry_age_s", "max_clock_skew_s", "learn_delay_s",
-                        "learn_interval_s", "cache_ttl_s"}
+                        "learn_interval_s", "cache_ttl_s", "gc_full_interval_s"}
 _STR_FIELDS: Final = {"listen", "admin_listen", "store", "identity_header", "jwt_payload_key",
                       "jwt_claim", "tier3_action", "log_level", "admin_token"}
 _BOOL_FIELDS: Final = {"dev", "learn_worker"}
@@ -264,6 +265,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("learn_strict_after: must be zero or positive")
     if s.learn_interval_s < 0:
         raise ConfigError("learn_interval_s: must be zero or positive")
+    if not s.gc_full_interval_s >= 0:
+        raise ConfigError("gc_full_interval_s: must be zero (no full collections) or positive")
     if not 1 <= s.workers <= 256:
         raise ConfigError("workers: must be between 1 and 256")
     if s.cache_size < 0 or s.replay_sessions < 1:

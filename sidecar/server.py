@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sidecar import envoy_io
 from sidecar.admin import AdminServer
 from sidecar.config import Settings
+from sidecar.gc_policy import GcPolicy
 from sidecar.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,16 @@ class Sidecar:
         if port == 0:
             raise OSError(f"listen: cannot bind {settings.listen}")
         self.admin = AdminServer(settings, pipeline)
+        self.gc = GcPolicy(settings.gc_full_interval_s)
+        m = pipeline.metrics
+        m.gauge("bioshard_gc_pause_max_seconds", lambda: self.gc.pause_max_s)
+        m.gauge("bioshard_gc_full_collections", lambda: self.gc.collections[2])
+        m.gauge("bioshard_gc_full_pause_seconds", lambda: self.gc.pause_total_s[2])
         self._stopped = threading.Event()
 
     def start(self) -> None:
         self.pipeline.start()
+        self.gc.start()
         self.grpc.start()
         self.admin.start()
         for name in ("", SERVICE_NAME):
@@ -77,6 +84,7 @@ class Sidecar:
         self.grpc.stop(grace).wait()
         self.admin.stop()
         self.pipeline.close()
+        self.gc.stop()
         log.info("bioshard stopped")
 
     def serve_forever(self) -> None:

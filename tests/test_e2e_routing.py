@@ -69,6 +69,17 @@ def enrolled(stack: Stack) -> Persona:
     status, summary = stack.admin("GET", f"/profiles/{USER}")
     assert status == 200, summary
     assert all(m["enrolled"] for m in summary["modalities"].values())
+    # It was learned by the sidecar's learning process, which never had to be replaced.
+    _, health = stack.admin("GET", "/health/anomalydetection", token=None)
+    learner = health["learner"]
+    assert learner["applied"] >= ENROL_WINDOWS and learner["failures"] == 0, learner
+    assert learner["worker_restarts"] == 0, learner
+    cmdline = Path(f"/proc/{learner['worker_pid']}/cmdline").read_bytes()
+    assert b"sidecar.learn_worker" in cmdline
+    # The garbage-collector policy is on: pauses are measured, no automatic full collection.
+    _, metrics = stack.admin("GET", "/metrics", token=None)
+    assert "bioshard_gc_pause_max_seconds " in str(metrics)
+    assert "bioshard_gc_full_collections 0.0" in str(metrics)
     return alice
 
 
