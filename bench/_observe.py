@@ -131,6 +131,12 @@ class SidecarMetrics:
     tiers: dict[int, int]
     check_seconds_sum: float
     check_count: int
+    learned: int = 0
+    """Windows the learner applied (``bioshard_learner_applied``)."""
+    gc_full: int = 0
+    """Full garbage collections (``bioshard_gc_full_collections``)."""
+    gc_pause_max_s: float = 0.0
+    """Longest collection pause since start (``bioshard_gc_pause_max_seconds``)."""
 
     def minus(self, before: SidecarMetrics) -> SidecarMetrics:
         """The difference ``self - before`` (one run's share of the counters)."""
@@ -138,7 +144,9 @@ class SidecarMetrics:
             reasons=_diff(self.reasons, before.reasons),
             tiers=_diff(self.tiers, before.tiers),
             check_seconds_sum=self.check_seconds_sum - before.check_seconds_sum,
-            check_count=self.check_count - before.check_count)
+            check_count=self.check_count - before.check_count,
+            learned=self.learned - before.learned, gc_full=self.gc_full - before.gc_full,
+            gc_pause_max_s=self.gc_pause_max_s)
 
     @property
     def mean_check_us(self) -> float:
@@ -156,7 +164,7 @@ def parse_sidecar_metrics(text: str) -> SidecarMetrics:
     """:class:`SidecarMetrics` from bioshard's ``/metrics`` text."""
     reasons: Counter[str] = Counter()
     tiers: Counter[int] = Counter()
-    total, count = 0.0, 0
+    total, count, learned, gc_full, gc_max = 0.0, 0, 0, 0, 0.0
     for line in text.splitlines():
         m = _DECISION_RE.match(line)
         if m:
@@ -167,8 +175,15 @@ def parse_sidecar_metrics(text: str) -> SidecarMetrics:
             total = float(line.split()[1])
         elif line.startswith("bioshard_check_seconds_count "):
             count = int(float(line.split()[1]))
+        elif line.startswith("bioshard_learner_applied "):
+            learned = int(float(line.split()[1]))
+        elif line.startswith("bioshard_gc_full_collections "):
+            gc_full = int(float(line.split()[1]))
+        elif line.startswith("bioshard_gc_pause_max_seconds "):
+            gc_max = float(line.split()[1])
     return SidecarMetrics(reasons=dict(reasons), tiers=dict(tiers), check_seconds_sum=total,
-                          check_count=count)
+                          check_count=count, learned=learned, gc_full=gc_full,
+                          gc_pause_max_s=gc_max)
 
 
 def sidecar_metrics(admin_port: int) -> SidecarMetrics:

@@ -47,6 +47,10 @@ def one_line(result: Any) -> str:
              f"p99 {_fmt_us(lat['p99_us'])} ms p99.9 {_fmt_us(lat['p999_us'])} ms"]
     if cpu is not None:
         parts.append(f"authz {cpu:.0f} µs CPU/Check")
+    if "learned" in lat["extra"] and "learned" in thr["extra"]:
+        parts.append(f"learned {lat['extra']['learned']:.0f} / {thr['extra']['learned']:.0f}")
+    if "gc_pause_max_ms" in thr["extra"]:
+        parts.append(f"GC pause max {thr['extra']['gc_pause_max_ms']:.0f} ms")
     if thr["reasons"]:
         parts.append("reasons " + _reason_text(_merge(lat["reasons"], thr["reasons"])))
     return "; ".join(parts)

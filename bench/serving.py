@@ -178,6 +178,8 @@ def phase_result(kind: str, before: Snapshot, after: Snapshot, *, requests: int,
     if before.metrics is not None and after.metrics is not None:
         delta = after.metrics.minus(before.metrics)
         reasons, pipeline_us, checks = delta.reasons, delta.mean_check_us, delta.check_count
+        extra = {**extra, "learned": float(delta.learned), "gc_full": float(delta.gc_full),
+                 "gc_pause_max_ms": delta.gc_pause_max_s * 1e3}
     cpu_per_check = None
     if before.authz_cpu_us is not None and after.authz_cpu_us is not None and checks:
         cpu_per_check = (after.authz_cpu_us - before.authz_cpu_us) / checks
