@@ -6,7 +6,7 @@ allows the request and sets the same routing headers bioshard sets for tier 1, s
 Envoy routes the request exactly as it routes a tier-1 decision.  Whatever bioshard
 costs beyond this server is the decision pipeline itself.
 
-Run: ``python bench/noop_authz.py --listen 127.0.0.1:9001 [--workers 8]``; it serves
+Run: ``python bench/noop_authz.py --listen 127.0.0.1:9001 [--workers 4]``; it serves
 until SIGTERM/SIGINT.  ``grpc.health.v1`` answers SERVING for readiness probes.
 """
 
@@ -29,7 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sidecar.tiers import HDR_CLUSTER, HDR_DECISION, HDR_SCORE, HDR_TELEMETRY, HDR_TIER
 
-DEFAULT_WORKERS: Final = 8
+DEFAULT_WORKERS: Final = 4
 """Thread-pool size; the same default as ``bioshard serve`` (``Settings.workers``)."""
 _GRPC_OK: Final = 0
 """``google.rpc.Code.OK``."""

@@ -70,7 +70,7 @@ class BenchConfig:
     pool_rps: float = 4000.0
     """Distinct requests prepared per second of throughput run (wrk must not run out)."""
     envoy_concurrency: int = 1
-    sidecar_workers: int = 8
+    sidecar_workers: int = 4  # bioshard's default `workers`
     learn_delay_s: float = 1.0
     settle_s: float = 2.0
     scenarios: tuple[str, ...] = tuple(s.name for s in _scenarios.SCENARIOS)

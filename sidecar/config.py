@@ -68,7 +68,7 @@ class Settings:
     learn_interval_s: float = 60.0
     learn_strict_after: int = 20
     learn_worker: bool = True
-    workers: int = 8
+    workers: int = 4
     cache_size: int = 100_000
     cache_ttl_s: float = 30.0
     gc_full_interval_s: float = 0.0
