@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -15,7 +16,14 @@ from test_pipeline import make_pipeline
 from sidecar.features import MODALITIES
 from sidecar.learn_worker import Job
 from sidecar.pipeline import AuthInput, Pipeline
-from sidecar.scoring import Persona, Profile, ScoringParams, synthetic_sid, synthetic_window
+from sidecar.scoring import (
+    Persona,
+    Profile,
+    ScoringParams,
+    score_window,
+    synthetic_sid,
+    synthetic_window,
+)
 from sidecar.telemetry import decode, encode_deflate
 
 
@@ -180,5 +188,30 @@ def test_backlog_is_applied_in_slices(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert p.learner.applied == n and p.learner.failures == 0
         assert p.store.count() == n
+    finally:
+        p.close()
+
+
+def test_learned_profile_arrives_with_its_whitening(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child builds the whitening of the learned windows' feature masks: the serving
+    process's next score of the same kind of window needs no Cholesky."""
+    from sidecar.scoring.modality_model import ModalityModel
+
+    p = make_pipeline(tmp_path, BIOSHARD_LEARN_WORKER="true")
+    try:
+        values = windows(7, 12)
+        feed(p, "fay", values)
+        hit, cached = p.cache.get(p.pseudonym("fay"))
+        assert hit and cached is not None and not cached.plans
+
+        def no_build(*args: object, **kwargs: object) -> None:
+            raise AssertionError("whitening built in the serving process")
+
+        monkeypatch.setattr(ModalityModel, "_build_stack", no_build)
+        last = decode(values[-1])
+        again = dataclasses.replace(last, seq=last.seq + 100)  # same features, new window
+        result = score_window(cached, again, p.population, p.settings.scoring)
+        assert not result.enrolling
     finally:
         p.close()
