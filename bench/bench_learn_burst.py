@@ -17,7 +17,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import gc
 import tempfile
 import threading
 import time
@@ -27,7 +26,7 @@ import numpy as np
 
 from sidecar.config import load_settings
 from sidecar.crypto import generate_dev_keys
-from sidecar.gc_policy import GcPolicy
+from sidecar.gc_policy import GcPauses, GcPolicy
 from sidecar.pipeline import AuthInput, Pipeline
 from sidecar.scoring import Persona, synthetic_sid, synthetic_window
 from sidecar.store import open_store
@@ -62,18 +61,11 @@ def run(users: int, rate: float, checks: int, worker: bool, gc_policy: bool) -> 
     probes = [(int(i), value(int(i))) for i in rng.integers(0, users, size=checks)]
     burst = [(i, value(i)) for i in range(users)]
     policy = GcPolicy() if gc_policy else None
-    pauses: list[float] = []
-    started: list[float] = []
-
-    def on_gc(phase: str, info: dict[str, object]) -> None:
-        if phase == "start":
-            started.append(time.perf_counter())
-        elif started:
-            pauses.append(time.perf_counter() - started.pop())
-
-    gc.callbacks.append(on_gc)
+    pauses = policy.pauses if policy is not None else GcPauses()
     if policy is not None:
         policy.start()
+    else:
+        pauses.start()
     p.start()
     latency: list[float] = []
 
@@ -96,14 +88,15 @@ def run(users: int, rate: float, checks: int, worker: bool, gc_policy: bool) -> 
         time.sleep(0.05)
     applied = p.learner.applied
     p.close()
-    gc.callbacks.remove(on_gc)
     if policy is not None:
         policy.stop()
+    else:
+        pauses.stop()
     a = np.array(latency) * 1e3
     return (f"learn_worker={str(worker).lower():5} gc_policy={str(gc_policy).lower():5}  "
             f"Check latency p50 {np.percentile(a, 50):6.2f} ms  p99 {np.percentile(a, 99):7.2f} ms"
             f"  max {a.max():7.1f} ms  | learned {applied} (enrolment + burst)  | longest GC pause "
-            f"{max(pauses, default=0.0) * 1e3:.0f} ms")
+            f"{pauses.pause_max_s * 1e3:.0f} ms")
 
 
 def main() -> int:

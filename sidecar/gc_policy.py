@@ -31,18 +31,14 @@ from typing import Any, Final
 NEVER: Final = 1 << 30
 
 
-class GcPolicy:
-    """Young collections only (plus optional timed full ones); pause measurements."""
+class GcPauses:
+    """Times every collection (``gc.callbacks``): count, total and longest pause."""
 
-    def __init__(self, full_interval_s: float = 0.0) -> None:
-        self.full_interval_s = full_interval_s
+    def __init__(self) -> None:
         self.pause_max_s = 0.0
         self.pause_total_s = [0.0, 0.0, 0.0]
         self.collections = [0, 0, 0]
         self._t0: float | None = None
-        self._saved: tuple[int, int, int] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -59,6 +55,24 @@ class GcPolicy:
 
     def start(self) -> None:
         gc.callbacks.append(self._on_gc)
+
+    def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+
+class GcPolicy:
+    """Young collections only (plus optional timed full ones); pauses in ``pauses``."""
+
+    def __init__(self, full_interval_s: float = 0.0) -> None:
+        self.full_interval_s = full_interval_s
+        self.pauses = GcPauses()
+        self._saved: tuple[int, int, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.pauses.start()
         g0, g1, g2 = gc.get_threshold()
         self._saved = (g0, g1, g2)
         gc.freeze()  # modules, settings, the population model: alive for the whole run
@@ -79,5 +93,4 @@ class GcPolicy:
             gc.set_threshold(*self._saved)
             gc.unfreeze()
             self._saved = None
-        if self._on_gc in gc.callbacks:
-            gc.callbacks.remove(self._on_gc)
+        self.pauses.stop()

@@ -6,7 +6,8 @@ serving process it holds the GIL that the gRPC threads need, which stalls Checks
 milliseconds at a time.  :class:`LearnWorker` runs that arithmetic in a child process
 instead; the serving process keeps everything that must stay there — the queue, the
 feedback, the deletion cut, and the store's atomic update — and only ships
-``(old profile bytes, windows)`` over a pipe and gets the new bytes back.
+``(old profile bytes, windows)`` over a socket pair and gets back the new bytes and the
+learned profile object (with its whitening built, see :func:`warm`).
 
 The child sees plaintext profiles (it runs under the same user, from the same
 package, and never writes anything); keys, pseudonyms and the store stay in the parent.

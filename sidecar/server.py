@@ -60,9 +60,10 @@ class Sidecar:
         self.admin = AdminServer(settings, pipeline)
         self.gc = GcPolicy(settings.gc_full_interval_s)
         m = pipeline.metrics
-        m.gauge("bioshard_gc_pause_max_seconds", lambda: self.gc.pause_max_s)
-        m.gauge("bioshard_gc_full_collections", lambda: self.gc.collections[2])
-        m.gauge("bioshard_gc_full_pause_seconds", lambda: self.gc.pause_total_s[2])
+        pauses = self.gc.pauses
+        m.gauge("bioshard_gc_pause_max_seconds", lambda: pauses.pause_max_s)
+        m.gauge("bioshard_gc_full_collections", lambda: pauses.collections[2])
+        m.gauge("bioshard_gc_full_pause_seconds", lambda: pauses.pause_total_s[2])
         self._stopped = threading.Event()
 
     def start(self) -> None:

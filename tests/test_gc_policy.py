@@ -22,9 +22,9 @@ def test_young_collections_only_and_pauses_measured() -> None:
             a.append(a)
             cycles.append(len(a))
         gc.collect(0)
-        assert policy.collections[0] >= 1
-        assert policy.collections[2] == 0
-        assert 0.0 <= policy.pause_max_s < 1.0
+        assert policy.pauses.collections[0] >= 1
+        assert policy.pauses.collections[2] == 0
+        assert 0.0 <= policy.pauses.pause_max_s < 1.0
     finally:
         policy.stop()
     assert gc.get_threshold() == before
@@ -36,9 +36,9 @@ def test_timed_full_collection() -> None:
     policy.start()
     try:
         deadline = time.monotonic() + 5
-        while policy.collections[2] == 0 and time.monotonic() < deadline:
+        while policy.pauses.collections[2] == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert policy.collections[2] >= 1
-        assert policy.pause_total_s[2] > 0
+        assert policy.pauses.collections[2] >= 1
+        assert policy.pauses.pause_total_s[2] > 0
     finally:
         policy.stop()
