@@ -7,6 +7,7 @@ setting that is wrong (``BIOSHARD_T1`` / ``scoring.t1``) and never echoes a secr
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -265,8 +266,9 @@ def validate(s: Settings) -> None:
         raise ConfigError("learn_strict_after: must be zero or positive")
     if s.learn_interval_s < 0:
         raise ConfigError("learn_interval_s: must be zero or positive")
-    if not s.gc_full_interval_s >= 0:
-        raise ConfigError("gc_full_interval_s: must be zero (no full collections) or positive")
+    if not (math.isfinite(s.gc_full_interval_s) and s.gc_full_interval_s >= 0):
+        raise ConfigError("gc_full_interval_s: must be zero (no full collections) or a "
+                          "finite positive number of seconds")
     if not 1 <= s.workers <= 256:
         raise ConfigError("workers: must be between 1 and 256")
     if s.cache_size < 0 or s.replay_sessions < 1:

@@ -47,9 +47,14 @@ def test_layering(tmp_path: Path) -> None:
     ({"BIOSHARD_SCORING_BOGUS": "1"}, "BIOSHARD_SCORING_BOGUS"),
     ({"BIOSHARD_ADMIN_TOKEN": "short"}, "admin_token"),
     ({"BIOSHARD_IDENTITY_HEADER": "X User"}, "identity_header"),
+    ({"BIOSHARD_LEARN_WORKER": "sometimes"}, "BIOSHARD_LEARN_WORKER"),
+    ({"BIOSHARD_GC_FULL_INTERVAL_S": "-1"}, "gc_full_interval_s"),
+    ({"BIOSHARD_GC_FULL_INTERVAL_S": "nan"}, "gc_full_interval_s"),
+    ({"BIOSHARD_GC_FULL_INTERVAL_S": "inf"}, "gc_full_interval_s"),
 ], ids=["listen-form", "listen-port", "not-int", "deadline-vs-envoy", "store-scheme",
         "policy-value", "policy-score-unscored", "policy-unknown-reason", "unknown-var",
-        "tier3-action", "t1-above-t2", "unknown-scoring", "weak-admin-token", "header-name"])
+        "tier3-action", "t1-above-t2", "unknown-scoring", "weak-admin-token", "header-name",
+        "learn-worker-bool", "gc-interval-negative", "gc-interval-nan", "gc-interval-inf"])
 def test_invalid_settings_named(env: dict[str, str], named: str) -> None:
     """Each invalid setting is refused with a message that names it."""
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
